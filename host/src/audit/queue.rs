@@ -1,0 +1,165 @@
+//! The queue between recording threads and the writer thread, and the
+//! writer thread itself.
+//!
+//! Recorders and the writer share one mutex-guarded [`State`]. Recorders
+//! push lines (already given their place in the chain) and wait on
+//! `progress`; the writer waits on `work`, takes everything queued as one
+//! batch, writes it with a [`FileWriter`] outside the lock, then publishes
+//! how far it got. A batch that fails goes back to the head of the queue and
+//! is retried with backoff, so no seq is ever skipped in a file.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::audit::sink::Clock;
+use crate::audit::writer::FileWriter;
+
+/// What the recording threads and the writer thread share.
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<State>,
+    /// Wakes the writer: new events, a flush, shutdown.
+    pub(crate) work: Condvar,
+    /// Wakes recorders and flushers: progress, failure, room in the queue.
+    pub(crate) progress: Condvar,
+    pub(crate) clock: Clock,
+}
+
+pub(crate) struct State {
+    /// Seq the next recorded event gets.
+    pub(crate) next_seq: u64,
+    /// Hash of the last recorded event.
+    pub(crate) last_hash: String,
+    /// Lines given a seq but not yet handed to the writer.
+    pub(crate) queue: VecDeque<Pending>,
+    /// Lines the writer is writing now.
+    pub(crate) in_flight: usize,
+    pub(crate) capacity: usize,
+    /// Every seq below this is in a file.
+    pub(crate) written: u64,
+    /// Every seq below this is synced.
+    pub(crate) synced: u64,
+    /// A flush wants every seq below this synced.
+    pub(crate) sync_wanted: u64,
+    /// Failed write or sync attempts so far.
+    pub(crate) failures: u64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) shutdown: bool,
+    pub(crate) stopped: bool,
+    /// Test hook: the writer ignores work while set.
+    pub(crate) stalled: bool,
+}
+
+pub(crate) struct Pending {
+    pub(crate) seq: u64,
+    pub(crate) line: String,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits on `progress` until notified or `deadline`. The flag is true,
+    /// without waiting, once the deadline has passed.
+    pub(crate) fn wait_progress<'a>(
+        &self,
+        st: MutexGuard<'a, State>,
+        deadline: Instant,
+    ) -> (MutexGuard<'a, State>, bool) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (st, true);
+        }
+        let (st, _) = self
+            .progress
+            .wait_timeout(st, left)
+            .unwrap_or_else(PoisonError::into_inner);
+        (st, false)
+    }
+}
+
+/// The writer thread: takes queued lines in batches, writes them, syncs on
+/// request, retries failures with backoff, and stops on shutdown.
+pub(crate) fn run_writer(shared: &Shared, mut out: FileWriter) {
+    let mut retry_at: Option<Instant> = None;
+    let mut failures_in_row: u32 = 0;
+    let mut st = shared.lock();
+    loop {
+        // Sleep until there is work (or the retry delay has passed).
+        loop {
+            if st.shutdown {
+                break;
+            }
+            let idle = st.queue.is_empty() && st.sync_wanted <= st.synced;
+            let wait_for = retry_at.and_then(|at| at.checked_duration_since(Instant::now()));
+            st = match (idle || st.stalled, wait_for) {
+                (true, _) => shared.work.wait(st).unwrap_or_else(PoisonError::into_inner),
+                (false, Some(left)) if !left.is_zero() => {
+                    shared
+                        .work
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                (false, _) => break,
+            };
+        }
+
+        let shutting_down = st.shutdown;
+        let batch: Vec<Pending> = st.queue.drain(..).collect();
+        st.in_flight = batch.len();
+        let sync = shutting_down || st.sync_wanted > st.synced;
+        drop(st);
+
+        let lines: Vec<&str> = batch.iter().map(|p| p.line.as_str()).collect();
+        let (written, mut result) = out.write(&lines);
+        if result.is_ok() && sync {
+            result = out.sync();
+        }
+
+        st = shared.lock();
+        st.in_flight = 0;
+        if written > 0 {
+            st.written = batch[written - 1].seq + 1;
+        }
+        for pending in batch.into_iter().skip(written).rev() {
+            st.queue.push_front(pending);
+        }
+        match &result {
+            Ok(()) => {
+                if sync {
+                    st.synced = st.written;
+                }
+                st.last_error = None;
+                failures_in_row = 0;
+                retry_at = None;
+            }
+            Err(e) => {
+                st.failures += 1;
+                st.last_error = Some(e.to_string());
+                failures_in_row += 1;
+                let backoff = Duration::from_millis((25 << failures_in_row.min(6)).min(1_000));
+                retry_at = Some(Instant::now() + backoff);
+                tracing::error!(
+                    error = %e,
+                    unwritten = st.queue.len(),
+                    "audit write failed; retrying"
+                );
+            }
+        }
+        shared.progress.notify_all();
+
+        if shutting_down && (st.queue.is_empty() || result.is_err()) {
+            if !st.queue.is_empty() {
+                tracing::error!(
+                    lost = st.queue.len(),
+                    "audit log closed with events unwritten"
+                );
+            }
+            st.stopped = true;
+            shared.progress.notify_all();
+            return;
+        }
+    }
+}

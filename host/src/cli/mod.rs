@@ -1,0 +1,96 @@
+//! The `airlock` command line: argument parsing and printing only.
+
+mod call;
+mod check;
+mod tools;
+mod vault;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+/// Run AI-agent tools as WebAssembly components that call APIs for a user
+/// without ever holding a credential.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version)]
+pub struct Cli {
+    /// Operator config file. Without it, `./airlock.toml` is used when it
+    /// exists, else the embedded defaults (no tools, vault in ./.airlock).
+    #[arg(long, global = true, env = "AIRLOCK_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the loaded tools with their JSON Schemas.
+    Tools(tools::Args),
+    /// Run one tool for one user and print its JSON result.
+    Call(call::Args),
+    /// Manage linked accounts in the vault.
+    #[command(subcommand)]
+    Vault(vault::Command),
+    /// Check the config and every component it names.
+    Check(check::Args),
+}
+
+/// Exit status for a call that needs the user to link an account.
+pub const EXIT_AUTHORIZATION_REQUIRED: i32 = 3;
+
+/// Runs the command line and returns the process exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            1
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let config = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Tools(args) => tools::run(&config, args),
+        Command::Call(args) => call::run(&config, args).await,
+        Command::Vault(command) => vault::run(&config, command),
+        Command::Check(args) => check::run(&config, args),
+    }
+}
+
+/// The config named on the command line, `./airlock.toml`, or the embedded
+/// defaults.
+fn load_config(path: Option<&Path>) -> anyhow::Result<airlock::manifest::Config> {
+    let default = Path::new("airlock.toml");
+    match path {
+        Some(p) => Ok(airlock::manifest::Config::load(p)?),
+        None if default.exists() => Ok(airlock::manifest::Config::load(default)?),
+        None => {
+            let cwd = std::env::current_dir().context("current directory")?;
+            Ok(airlock::manifest::Config::parse("", Path::new("<embedded defaults>"), &cwd)?)
+        }
+    }
+}
+
+/// Opens the audit log the config names.
+fn open_audit(config: &airlock::manifest::Config) -> anyhow::Result<airlock::audit::AuditLog> {
+    let a = &config.audit;
+    let settings = airlock::audit::AuditConfig {
+        dir: a.dir.clone(),
+        max_file_bytes: a.max_file_bytes,
+        rotate_daily: a.rotate_daily,
+        on_failure: if a.continue_on_failure { airlock::audit::FailureMode::ContinueAndAlert } else { airlock::audit::FailureMode::FailCall },
+        write_timeout: std::time::Duration::from_millis(a.write_timeout_ms),
+    };
+    airlock::audit::AuditLog::open(settings).with_context(|| format!("opening audit log in {}", a.dir.display()))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG").unwrap_or_else(|_| "warn,airlock=info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,286 @@
+//! The response guard: removes every echo of the injected secret from a
+//! response before the guest can read it, and enforces the body limits.
+//!
+//! Header values are rewritten whole. The body is rewritten as it streams:
+//! the last `longest form - 1` bytes of each chunk are held back until the
+//! next chunk arrives, so a copy that straddles two chunks is still found.
+
+use crate::secret::Secret;
+use aho_corasick::{AhoCorasick, MatchKind};
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use wasmtime_wasi_http::Error as HttpError;
+
+/// What an echo of a secret is replaced with.
+pub const REDACTED: &[u8] = b"[REDACTED]";
+
+/// Finds and replaces the encodings of one or more secrets.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    matcher: Arc<AhoCorasick>,
+    hold: usize,
+}
+
+impl Redactor {
+    /// A redactor for every echo form of `secrets`.
+    pub fn new(secrets: &[&Secret]) -> Redactor {
+        let forms: Vec<_> = secrets.iter().flat_map(|s| s.echo_forms()).collect();
+        let hold = forms.iter().map(|f| f.len()).max().unwrap_or(1) - 1;
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(forms.iter().map(|f| f.as_slice()))
+            .expect("secret forms build an automaton");
+        Redactor { matcher: Arc::new(matcher), hold }
+    }
+
+    /// Redacts a complete value; returns it and the number of replacements.
+    pub fn redact(&self, input: &[u8]) -> (Vec<u8>, u64) {
+        let mut out = Vec::with_capacity(input.len());
+        let mut count = 0;
+        let mut cursor = 0;
+        for m in self.matcher.find_iter(input) {
+            out.extend_from_slice(&input[cursor..m.start()]);
+            out.extend_from_slice(REDACTED);
+            cursor = m.end();
+            count += 1;
+        }
+        out.extend_from_slice(&input[cursor..]);
+        (out, count)
+    }
+
+    /// Redacts the header values of `headers` in place; returns the number
+    /// of replacements.
+    pub fn redact_headers(&self, headers: &mut http::HeaderMap) -> u64 {
+        let mut count = 0;
+        for value in headers.values_mut() {
+            let (clean, n) = self.redact(value.as_bytes());
+            if n > 0 {
+                count += n;
+                *value = http::HeaderValue::from_bytes(&clean).unwrap_or(http::HeaderValue::from_static("[REDACTED]"));
+            }
+        }
+        count
+    }
+}
+
+/// Streaming state of the redactor over one body.
+#[derive(Debug)]
+struct Stream {
+    redactor: Redactor,
+    held: Vec<u8>,
+}
+
+impl Stream {
+    /// Feeds a chunk; returns the bytes that are safe to release.
+    fn push(&mut self, chunk: &[u8], count: &AtomicU64) -> Vec<u8> {
+        self.held.extend_from_slice(chunk);
+        let buf = std::mem::take(&mut self.held);
+        // Any copy starting before `safe` lies wholly inside `buf`.
+        let safe = buf.len().saturating_sub(self.redactor.hold);
+
+        let mut out = Vec::with_capacity(buf.len());
+        let mut cursor = 0;
+        for m in self.redactor.matcher.find_iter(&buf) {
+            if m.start() >= safe {
+                break;
+            }
+            out.extend_from_slice(&buf[cursor..m.start()]);
+            out.extend_from_slice(REDACTED);
+            cursor = m.end();
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        let release = cursor.max(safe);
+        out.extend_from_slice(&buf[cursor..release]);
+        self.held = buf[release..].to_vec();
+        out
+    }
+
+    /// Releases what is still held at the end of the body.
+    fn finish(&mut self, count: &AtomicU64) -> Vec<u8> {
+        let held = std::mem::take(&mut self.held);
+        let (out, n) = self.redactor.redact(&held);
+        count.fetch_add(n, Ordering::Relaxed);
+        out
+    }
+}
+
+/// Counters a guarded body updates, read by the audit record.
+#[derive(Debug, Default)]
+pub struct BodyStats {
+    /// Bytes received from the upstream.
+    pub bytes: AtomicU64,
+    /// Echoes replaced.
+    pub redactions: AtomicU64,
+}
+
+/// A response body with a size cap, a between-bytes timeout and, when a
+/// secret was injected, redaction. Trailers are dropped when redacting.
+pub struct GuardedBody<B> {
+    inner: B,
+    stream: Option<Stream>,
+    limit: u64,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    stats: Arc<BodyStats>,
+    done: bool,
+    on_end: Option<Box<dyn FnOnce(&BodyStats) + Send>>,
+}
+
+impl<B> GuardedBody<B> {
+    /// Guards `inner`. `on_end` runs once when the body ends, fails or is
+    /// dropped.
+    pub fn new(inner: B, redactor: Option<Redactor>, limit: u64, idle: Duration, on_end: Box<dyn FnOnce(&BodyStats) + Send>) -> Self {
+        GuardedBody {
+            inner,
+            stream: redactor.map(|redactor| Stream { redactor, held: Vec::new() }),
+            limit,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+            stats: Arc::default(),
+            done: false,
+            on_end: Some(on_end),
+        }
+    }
+
+    fn end(&mut self) {
+        self.done = true;
+        if let Some(f) = self.on_end.take() {
+            f(&self.stats);
+        }
+    }
+}
+
+impl<B> Drop for GuardedBody<B> {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+impl<B> Body for GuardedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<HttpError>,
+{
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => {
+                    if this.timer.as_mut().poll(cx).is_ready() {
+                        this.end();
+                        return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(None) => {
+                    let tail = this.stream.as_mut().map(|s| s.finish(&this.stats.redactions));
+                    this.end();
+                    return Poll::Ready(tail.filter(|t| !t.is_empty()).map(|t| Ok(Frame::data(Bytes::from(t)))));
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.end();
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    this.timer.as_mut().reset(tokio::time::Instant::now() + this.idle);
+                    let frame = match frame.into_data() {
+                        Ok(data) => data,
+                        Err(trailers) if this.stream.is_none() => return Poll::Ready(Some(Ok(trailers))),
+                        Err(_) => continue,
+                    };
+                    let total = this.stats.bytes.fetch_add(data_len(&frame), Ordering::Relaxed) + data_len(&frame);
+                    if total > this.limit {
+                        this.end();
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(this.limit)))));
+                    }
+                    let out = match this.stream.as_mut() {
+                        Some(s) => Bytes::from(s.push(&frame, &this.stats.redactions)),
+                        None => frame,
+                    };
+                    if out.is_empty() {
+                        continue;
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // Redaction changes the length, so promise nothing.
+        SizeHint::default()
+    }
+}
+
+fn data_len(b: &Bytes) -> u64 {
+    b.len() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    const TOKEN: &str = "canary-tok/en+0123456789abcdef";
+
+    fn redactor() -> Redactor {
+        Redactor::new(&[&Secret::new(TOKEN.as_bytes().to_vec()).unwrap()])
+    }
+
+    fn stream_through(chunks: &[&[u8]]) -> (String, u64) {
+        let mut s = Stream { redactor: redactor(), held: vec![] };
+        let count = AtomicU64::new(0);
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(s.push(c, &count));
+        }
+        out.extend(s.finish(&count));
+        (String::from_utf8(out).unwrap(), count.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn copy_split_at_every_point_is_redacted() {
+        let body = format!("{{\"Authorization\": \"Bearer {TOKEN}\"}}");
+        for split in 0..=body.len() {
+            let (a, b) = body.as_bytes().split_at(split);
+            let (out, n) = stream_through(&[a, b]);
+            assert_eq!(out, "{\"Authorization\": \"Bearer [REDACTED]\"}", "split at {split}");
+            assert_eq!(n, 1);
+        }
+    }
+
+    #[test]
+    fn byte_at_a_time_stream_is_redacted() {
+        let body = format!("x{TOKEN}y{TOKEN}z");
+        let chunks: Vec<&[u8]> = body.as_bytes().chunks(1).collect();
+        assert_eq!(stream_through(&chunks), ("x[REDACTED]y[REDACTED]z".into(), 2));
+    }
+
+    #[test]
+    fn encoded_echoes_are_redacted() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("Bearer {TOKEN}"));
+        let pct = "canary-tok%2Fen%2B0123456789abcdef";
+        for text in [b64.as_str(), pct] {
+            let (out, n) = redactor().redact(text.as_bytes());
+            assert!(n >= 1, "{text}");
+            assert!(String::from_utf8(out).unwrap().contains("[REDACTED]"));
+        }
+    }
+
+    #[test]
+    fn unrelated_text_is_untouched() {
+        let text = b"nothing to see here, canary-tok but not the rest";
+        assert_eq!(stream_through(&[text]), (String::from_utf8(text.to_vec()).unwrap(), 0));
+    }
+}

@@ -1,0 +1,236 @@
+//! The egress gate: the `wasi:http` hook every outbound request passes.
+//!
+//! For each request the guest sends, [`Gate`] canonicalizes the target,
+//! matches it against the tool's grants (default deny), fetches the calling
+//! user's token for the grant's connection, connects to an address it has
+//! checked itself, attaches the token, and wraps the response in the guard
+//! that removes any echo of it. Every decision is audited. A denial reaches
+//! the guest as `HTTP-request-denied` with no detail; the operator's log says
+//! why and what grant would allow it.
+
+mod guard;
+mod send;
+
+pub use guard::{REDACTED, Redactor};
+pub use send::Resolver;
+
+use crate::audit::{AuditLog, Decision, Event, EventKind};
+use crate::broker::{AuthorizationRequired, Broker, TokenOutcome};
+use crate::manifest::{ConnectionConfig, Limits};
+use crate::policy::{self, DenyReason, Policy, Target};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wasmtime_wasi_http::WasiHttpHooks;
+use wasmtime_wasi_http::{Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody};
+
+/// Host-wide egress state shared by every call.
+pub struct Egress {
+    /// Token source.
+    pub broker: Broker,
+    /// Name resolution with operator overrides.
+    pub resolver: Resolver,
+    /// Audit sink.
+    pub audit: AuditLog,
+    /// Connections by name.
+    pub connections: BTreeMap<String, ConnectionConfig>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Egress {
+    /// Builds the shared state.
+    pub fn new(broker: Broker, resolver: Resolver, audit: AuditLog, connections: BTreeMap<String, ConnectionConfig>) -> Egress {
+        Egress { broker, resolver, audit, connections, tls: send::tls_config() }
+    }
+}
+
+/// What the gate knows about one tool.
+#[derive(Debug)]
+pub struct ToolEgress {
+    /// Tool name, for logs and audit.
+    pub tool: String,
+    /// Component digest.
+    pub component: String,
+    /// The tool's effective grants.
+    pub policy: Policy,
+    /// Scopes needed per grant, by grant index.
+    pub scopes: Vec<Vec<String>>,
+    /// Per-call limits.
+    pub limits: Limits,
+}
+
+/// One call's view of the gate: who the call is for and what it has used.
+pub struct CallContext {
+    /// Shared host state.
+    pub egress: Arc<Egress>,
+    /// The tool being called.
+    pub tool: Arc<ToolEgress>,
+    /// The user the call acts for.
+    pub user: String,
+    /// Who made the call (runtime, API key id).
+    pub caller: String,
+    /// Unique id of the call.
+    pub call_id: String,
+    requests: AtomicU32,
+    auth_required: Mutex<Option<AuthorizationRequired>>,
+}
+
+impl CallContext {
+    /// A fresh context for one call.
+    pub fn new(egress: Arc<Egress>, tool: Arc<ToolEgress>, user: String, caller: String, call_id: String) -> CallContext {
+        CallContext { egress, tool, user, caller, call_id, requests: AtomicU32::new(0), auth_required: Mutex::new(None) }
+    }
+
+    /// The first authorization-required outcome a request of this call hit.
+    pub fn take_authorization_required(&self) -> Option<AuthorizationRequired> {
+        self.auth_required.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Number of outbound requests the call attempted.
+    pub fn requests(&self) -> u32 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn event(&self, target: Option<&Target>, method: &str) -> Event {
+        let mut e = Event::new(EventKind::Request, &self.call_id, &self.user, &self.caller, &self.tool.tool, &self.tool.component);
+        e.method = Some(method.to_string());
+        if let Some(t) = target {
+            e.scheme = Some(t.scheme.as_str().to_string());
+            e.host = Some(t.host.to_string());
+            e.port = Some(t.port);
+            e.path = Some(t.redacted_path());
+        }
+        e
+    }
+
+    /// Records a denial and returns the error the guest sees.
+    fn deny(&self, target: Option<&Target>, method: &str, reason: &DenyReason, hint: &str) -> HttpError {
+        tracing::info!(
+            tool = %self.tool.tool, user = %self.user, method, host = target.map(|t| t.host.to_string()).unwrap_or_default(),
+            path = target.map(|t| t.redacted_path()).unwrap_or_default(), reason = reason.code(), hint,
+            "airlock.egress.denied"
+        );
+        let mut e = self.event(target, method);
+        e.decision = Some(Decision::Deny);
+        e.reason = Some(reason.code().to_string());
+        self.record(e);
+        HttpError::HttpRequestDenied
+    }
+
+    fn record(&self, event: Event) {
+        if let Err(err) = self.egress.audit.record(event) {
+            tracing::error!(%err, call_id = %self.call_id, "audit write failed");
+        }
+    }
+}
+
+/// The hook installed in each call's store.
+pub struct Gate {
+    call: Arc<CallContext>,
+}
+
+impl Gate {
+    /// The gate for one call.
+    pub fn new(call: Arc<CallContext>) -> Gate {
+        Gate { call }
+    }
+}
+
+impl WasiHttpHooks for Gate {
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        Arc::new(|name| policy::is_forbidden_header(name.as_str()))
+    }
+
+    fn set_host_header(&mut self) -> bool {
+        // The gate writes `Host` from the canonical target itself.
+        false
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>> + Send> {
+        let call = self.call.clone();
+        Box::new(async move { gate(call, request, options).await })
+    }
+}
+
+type Sent = (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>);
+
+async fn gate(call: Arc<CallContext>, request: http::Request<WasiBody>, options: Option<RequestOptions>) -> Result<Sent, HttpError> {
+    let started = Instant::now();
+    let method = request.method().as_str().to_string();
+    let limits = &call.tool.limits;
+
+    if call.requests.fetch_add(1, Ordering::Relaxed) >= limits.max_requests {
+        let hint = format!("raise limits.max_requests (now {}) for tool {}", limits.max_requests, call.tool.tool);
+        return Err(call.deny(None, &method, &DenyReason::RequestLimit, &hint));
+    }
+
+    let uri = request.uri();
+    let scheme = uri.scheme_str().unwrap_or("");
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let target = match Target::parse(scheme, authority, path) {
+        Ok(t) => t,
+        Err(reason) => return Err(call.deny(None, &method, &reason, "the request URL is malformed or non-canonical")),
+    };
+
+    let index = match call.tool.policy.decide(&method, &target) {
+        Ok(i) => i,
+        Err(denial) => return Err(call.deny(Some(&target), &method, &denial.reason, &denial.hint)),
+    };
+    if let Some(name) = request.headers().keys().find(|n| policy::is_forbidden_header(n.as_str())) {
+        let reason = DenyReason::ForbiddenHeader(name.as_str().to_string());
+        return Err(call.deny(Some(&target), &method, &reason, "the host sets this header itself"));
+    }
+    let grant = &call.tool.policy.grants()[index];
+
+    // Fetch the token before connecting: no credential, no connection.
+    let mut credential = None;
+    if let Some(connection) = &grant.connection {
+        let scopes = &call.tool.scopes[index];
+        match call.egress.broker.token(&call.user, connection, scopes).await {
+            Ok(TokenOutcome::Token(secret)) => {
+                let placement = &call.egress.connections[connection];
+                credential = Some((secret, placement.header.clone(), placement.prefix.clone()));
+            }
+            Ok(TokenOutcome::AuthorizationRequired(required)) => {
+                let mut e = call.event(Some(&target), &method);
+                e.connection = Some(connection.clone());
+                e.decision = Some(Decision::AuthorizationRequired);
+                e.reason = Some(required.reason.to_string());
+                call.record(e);
+                let mut slot = call.auth_required.lock().unwrap_or_else(|e| e.into_inner());
+                slot.get_or_insert(required);
+                return Err(HttpError::HttpRequestDenied);
+            }
+            Err(err) => {
+                tracing::error!(%err, tool = %call.tool.tool, user = %call.user, connection = %connection, "token lookup failed");
+                return Err(HttpError::InternalError(Some("credential lookup failed".into())));
+            }
+        }
+    }
+
+    match send::send(&call, &target, grant, request, options, credential, started).await {
+        Ok(sent) => Ok(sent),
+        Err(send::SendError::Denied(reason)) => Err(call.deny(Some(&target), &method, &reason, PRIVATE_HINT)),
+        Err(send::SendError::Failed { error, code }) => {
+            tracing::info!(tool = %call.tool.tool, user = %call.user, host = %target.host, code, "airlock.egress.failed");
+            let mut e = call.event(Some(&target), &method);
+            e.connection = grant.connection.clone();
+            e.decision = Some(Decision::Error);
+            e.reason = Some(code.to_string());
+            e.duration_ms = Some(started.elapsed().as_millis() as u64);
+            call.record(e);
+            Err(error)
+        }
+    }
+}
+
+const PRIVATE_HINT: &str = "the name resolved only to addresses this grant may not reach; \
+     set allow_private = true on the grant to reach loopback or private networks";

@@ -1,0 +1,504 @@
+//! The operator config file (TOML).
+//!
+//! ```toml
+//! [vault]
+//! dir = ".airlock"                  # data directory, relative to this file
+//! key_env = "AIRLOCK_VAULT_KEY"     # or key_file = "..."; default: <dir>/vault.key
+//!
+//! [connections.github]
+//! audience = ["https://api.github.com"]
+//!
+//! [tools.fetch]
+//! source = "fetch.wasm"
+//! sha256 = "<64 hex digits>"
+//! config = { user_agent = "airlock" }
+//! limits = { max_requests = 8 }
+//!
+//! [[tools.fetch.endpoints]]
+//! url = "https://api.github.com/repos/**"
+//! methods = ["GET"]
+//! connection = "github"             # or: unauthenticated = true
+//! ```
+
+use super::pattern::{HostPattern, MethodSet, UrlPattern};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A parsed, checked operator config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages), or `<embedded>`.
+    pub file: PathBuf,
+    /// Vault settings.
+    pub vault: VaultConfig,
+    /// Connections by name.
+    pub connections: BTreeMap<String, ConnectionConfig>,
+    /// Tools by name.
+    pub tools: BTreeMap<String, ToolConfig>,
+    /// Host-wide settings.
+    pub host: HostConfig,
+    /// Audit log settings.
+    pub audit: AuditSettings,
+}
+
+/// Where and how the audit log is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// Directory of the JSON Lines files.
+    pub dir: PathBuf,
+    /// Rotate before a file grows past this many bytes.
+    pub max_file_bytes: u64,
+    /// Rotate when the UTC day changes.
+    pub rotate_daily: bool,
+    /// Keep serving calls (and log an error) when an event cannot be
+    /// written, instead of failing the call.
+    pub continue_on_failure: bool,
+    /// Longest wait for a write, in milliseconds.
+    pub write_timeout_ms: u64,
+}
+
+/// Where tokens are kept.
+#[derive(Debug, Clone)]
+pub struct VaultConfig {
+    /// Data directory of the local store.
+    pub dir: PathBuf,
+    /// Where the master key comes from.
+    pub key: crate::vault::KeySource,
+}
+
+/// Host-wide settings.
+#[derive(Debug, Clone, Default)]
+pub struct HostConfig {
+    /// Fixed answers for name resolution, used instead of the system
+    /// resolver for these names (split-horizon setups and tests).
+    pub resolve: BTreeMap<String, Vec<IpAddr>>,
+}
+
+/// An upstream API that tokens are issued for.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Origins the connection's tokens may be sent to.
+    pub audience: Vec<UrlPattern>,
+    /// Header that carries the token.
+    pub header: String,
+    /// Text written before the token in that header.
+    pub prefix: String,
+}
+
+/// A tool the operator loads.
+#[derive(Debug, Clone)]
+pub struct ToolConfig {
+    /// Path of the component file.
+    pub source: PathBuf,
+    /// Expected sha256 of the component, lowercase hex.
+    pub sha256: String,
+    /// Endpoints the tool may call.
+    pub endpoints: Vec<EndpointGrant>,
+    /// Non-secret values the tool may read through `airlock:tool/config`.
+    pub config: BTreeMap<String, String>,
+    /// Resource limits per call.
+    pub limits: Limits,
+}
+
+/// One granted endpoint.
+#[derive(Debug, Clone)]
+pub struct EndpointGrant {
+    /// Allowed methods.
+    pub methods: MethodSet,
+    /// URL pattern.
+    pub url: UrlPattern,
+    /// Connection whose token is attached; `None` for unauthenticated calls.
+    pub connection: Option<String>,
+    /// Scopes the tool needs for this endpoint.
+    pub scopes: Vec<String>,
+    /// Whether addresses in loopback and private ranges may be reached.
+    pub allow_private: bool,
+}
+
+/// Per-call resource limits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory per instance, in MiB.
+    pub memory_mib: u64,
+    /// Guest CPU time per call, in milliseconds.
+    pub cpu_ms: u64,
+    /// Wall-clock time per call, in milliseconds.
+    pub timeout_ms: u64,
+    /// Outbound requests per call.
+    pub max_requests: u32,
+    /// Bytes of one outbound request body.
+    pub max_request_bytes: u64,
+    /// Bytes of one response body the tool may read.
+    pub max_response_bytes: u64,
+    /// Time for one outbound request to connect and answer, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory_mib: 64,
+            cpu_ms: 5_000,
+            timeout_ms: 30_000,
+            max_requests: 32,
+            max_request_bytes: 1 << 20,
+            max_response_bytes: 8 << 20,
+            request_timeout_ms: 15_000,
+        }
+    }
+}
+
+/// A config that could not be read, with where and why.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid, at a known place.
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    vault: Option<Spanned<RawVault>>,
+    #[serde(default)]
+    host: RawHost,
+    #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
+    connections: BTreeMap<Spanned<String>, RawConnection>,
+    #[serde(default)]
+    tools: BTreeMap<Spanned<String>, RawTool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVault {
+    dir: Option<String>,
+    key_env: Option<String>,
+    key_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAudit {
+    dir: Option<String>,
+    max_file_bytes: u64,
+    rotate_daily: bool,
+    on_failure: FailurePolicy,
+    write_timeout_ms: u64,
+}
+
+impl Default for RawAudit {
+    fn default() -> RawAudit {
+        RawAudit { dir: None, max_file_bytes: 64 << 20, rotate_daily: true, on_failure: FailurePolicy::FailCall, write_timeout_ms: 2_000 }
+    }
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum FailurePolicy {
+    FailCall,
+    Continue,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    #[serde(default)]
+    resolve: BTreeMap<String, Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    audience: Vec<Spanned<UrlPattern>>,
+    #[serde(default = "default_header")]
+    header: String,
+    #[serde(default = "default_prefix")]
+    prefix: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTool {
+    source: String,
+    sha256: Spanned<String>,
+    #[serde(default)]
+    endpoints: Vec<RawEndpoint>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    #[serde(default)]
+    limits: Limits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    url: Spanned<UrlPattern>,
+    methods: MethodSet,
+    connection: Option<Spanned<String>>,
+    #[serde(default)]
+    unauthenticated: Option<Spanned<bool>>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    allow_private: bool,
+}
+
+fn default_header() -> String {
+    "Authorization".into()
+}
+
+fn default_prefix() -> String {
+    "Bearer ".into()
+}
+
+impl Config {
+    /// Reads and checks the config at `path`. Relative paths inside it are
+    /// resolved against its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, path, base)
+    }
+
+    /// Parses config `text`; `file` names it in errors and `base` anchors
+    /// relative paths.
+    pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let at = |span: std::ops::Range<usize>, message: String| {
+            let (line, column) = line_column(text, span.start);
+            ConfigError::Invalid { file: file.to_path_buf(), line, column, message }
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| at(e.span().unwrap_or(0..0), e.message().to_string()))?;
+
+        let vault = match raw.vault {
+            None => VaultConfig { dir: base.join(".airlock"), key: crate::vault::KeySource::File(base.join(".airlock/vault.key")) },
+            Some(v) => {
+                let span = v.span();
+                let v = v.into_inner();
+                let dir = base.join(v.dir.as_deref().unwrap_or(".airlock"));
+                let key = match (v.key_env, v.key_file) {
+                    (Some(_), Some(_)) => return Err(at(span, "vault: set key_env or key_file, not both".into())),
+                    (Some(var), None) => crate::vault::KeySource::Env(var),
+                    (None, Some(f)) => crate::vault::KeySource::File(base.join(f)),
+                    (None, None) => crate::vault::KeySource::File(dir.join("vault.key")),
+                };
+                VaultConfig { dir, key }
+            }
+        };
+
+        let mut host = HostConfig::default();
+        for (name, addrs) in raw.host.resolve {
+            let mut ips = Vec::new();
+            for a in addrs {
+                let ip = a.get_ref().parse().map_err(|_| at(a.span(), format!("host.resolve.{name}: {:?} is not an IP address", a.get_ref())))?;
+                ips.push(ip);
+            }
+            host.resolve.insert(name.trim_end_matches('.').to_ascii_lowercase(), ips);
+        }
+
+        let mut connections = BTreeMap::new();
+        for (name, c) in raw.connections {
+            check_identifier(&name).map_err(|m| at(name.span(), format!("connections: {m}")))?;
+            if c.audience.is_empty() {
+                return Err(at(name.span(), format!("connections.{}: audience must list at least one origin", name.get_ref())));
+            }
+            for a in &c.audience {
+                if !a.get_ref().path.is_any() {
+                    return Err(at(a.span(), format!("connections.{}.audience: {:?} must be an origin with no path, like \"https://api.example.com\"", name.get_ref(), a.get_ref().to_string())));
+                }
+            }
+            if http::HeaderName::from_bytes(c.header.as_bytes()).is_err() {
+                return Err(at(name.span(), format!("connections.{}.header: {:?} is not a valid header name", name.get_ref(), c.header)));
+            }
+            connections.insert(
+                name.into_inner(),
+                ConnectionConfig { audience: c.audience.into_iter().map(Spanned::into_inner).collect(), header: c.header, prefix: c.prefix },
+            );
+        }
+
+        let mut tools = BTreeMap::new();
+        for (name, t) in raw.tools {
+            check_identifier(&name).map_err(|m| at(name.span(), format!("tools: {m}")))?;
+            let tool = name.get_ref().clone();
+            let sha = t.sha256.get_ref().to_ascii_lowercase();
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(at(t.sha256.span(), format!("tools.{tool}.sha256: expected 64 hex digits, got {:?}", t.sha256.get_ref())));
+            }
+            let mut endpoints = Vec::new();
+            for (i, e) in t.endpoints.into_iter().enumerate() {
+                let key = format!("tools.{tool}.endpoints[{i}]");
+                let unauthenticated = e.unauthenticated.as_ref().is_some_and(|u| *u.get_ref());
+                let connection = match (e.connection, unauthenticated) {
+                    (Some(c), false) => {
+                        let Some(conn) = connections.get(c.get_ref()) else {
+                            return Err(at(c.span(), format!("{key}.connection: no connection named {:?} (known: {})", c.get_ref(), known(&connections))));
+                        };
+                        if !covered_by_audience(e.url.get_ref(), conn) {
+                            return Err(at(e.url.span(), format!("{key}.url: {:?} is outside the audience of connection {:?}; its token may only go to {}", e.url.get_ref().to_string(), c.get_ref(), conn.audience.iter().map(|a| a.origin_string()).collect::<Vec<_>>().join(", "))));
+                        }
+                        Some(c.into_inner())
+                    }
+                    (None, true) => None,
+                    (Some(c), true) => return Err(at(c.span(), format!("{key}: set connection or unauthenticated = true, not both"))),
+                    (None, false) => return Err(at(e.url.span(), format!("{key}: set connection = \"<name>\" to attach a token, or unauthenticated = true"))),
+                };
+                endpoints.push(EndpointGrant { methods: e.methods, url: e.url.into_inner(), connection, scopes: e.scopes, allow_private: e.allow_private });
+            }
+            tools.insert(tool, ToolConfig { source: base.join(&t.source), sha256: sha, endpoints, config: t.config, limits: t.limits });
+        }
+
+        let audit = AuditSettings {
+            dir: raw.audit.dir.map_or_else(|| vault.dir.join("audit"), |d| base.join(d)),
+            max_file_bytes: raw.audit.max_file_bytes,
+            rotate_daily: raw.audit.rotate_daily,
+            continue_on_failure: raw.audit.on_failure == FailurePolicy::Continue,
+            write_timeout_ms: raw.audit.write_timeout_ms,
+        };
+        Ok(Config { file: file.to_path_buf(), vault, connections, tools, host, audit })
+    }
+}
+
+/// Whether every URL `url` can match is inside one of the connection's
+/// audience origins.
+fn covered_by_audience(url: &UrlPattern, conn: &ConnectionConfig) -> bool {
+    conn.audience.iter().any(|a| {
+        a.scheme == url.scheme
+            && a.port == url.port
+            && match (&a.host, &url.host) {
+                (x, y) if x == y => true,
+                (HostPattern::Wildcard(suffix), HostPattern::Exact(super::pattern::HostName::Domain(d))) => d.ends_with(&format!(".{suffix}")),
+                (HostPattern::Wildcard(outer), HostPattern::Wildcard(inner)) => inner.ends_with(&format!(".{outer}")),
+                _ => false,
+            }
+    })
+}
+
+fn check_identifier(name: &Spanned<String>) -> Result<(), String> {
+    let n = name.get_ref();
+    let ok = !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok { Ok(()) } else { Err(format!("name {n:?} must be 1 to 64 letters, digits, '-' or '_'")) }
+}
+
+fn known(connections: &BTreeMap<String, ConnectionConfig>) -> String {
+    if connections.is_empty() {
+        return "none".into();
+    }
+    connections.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[vault]
+dir = "data"
+
+[connections.demo]
+audience = ["http://127.0.0.1:8080"]
+
+[tools.fetch]
+source = "fetch.wasm"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+
+[[tools.fetch.endpoints]]
+url = "http://127.0.0.1:8080/**"
+methods = ["GET", "POST"]
+connection = "demo"
+allow_private = true
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("airlock.toml"), Path::new("/etc/airlock"))
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_config_parses_with_paths_resolved() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.vault.dir, Path::new("/etc/airlock/data"));
+        let t = &c.tools["fetch"];
+        assert_eq!(t.source, Path::new("/etc/airlock/fetch.wasm"));
+        assert_eq!(t.endpoints[0].connection.as_deref(), Some("demo"));
+        assert_eq!(t.limits, Limits::default());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = error(&GOOD.replace("allow_private = true", "allow_private = true\nretries = 3"));
+        assert!(err.starts_with("airlock.toml:17:"), "{err}");
+        assert!(err.contains("retries"), "{err}");
+    }
+
+    #[test]
+    fn bad_digest_is_located() {
+        let err = error(&GOOD.replace("0000000000000000000000000000000000000000000000000000000000000000", "abc"));
+        assert!(err.starts_with("airlock.toml:11:"), "{err}");
+        assert!(err.contains("64 hex digits"), "{err}");
+    }
+
+    #[test]
+    fn unknown_connection_is_located() {
+        let err = error(&GOOD.replace("connection = \"demo\"", "connection = \"github\""));
+        assert!(err.starts_with("airlock.toml:16:"), "{err}");
+        assert!(err.contains("no connection named \"github\"") && err.contains("known: demo"), "{err}");
+    }
+
+    #[test]
+    fn endpoint_outside_audience_is_refused() {
+        let err = error(&GOOD.replace("url = \"http://127.0.0.1:8080/**\"", "url = \"http://127.0.0.1:9090/**\""));
+        assert!(err.contains("outside the audience"), "{err}");
+    }
+
+    #[test]
+    fn endpoint_needs_connection_or_unauthenticated() {
+        let err = error(&GOOD.replace("connection = \"demo\"", ""));
+        assert!(err.contains("unauthenticated = true"), "{err}");
+    }
+
+    #[test]
+    fn bad_pattern_is_located() {
+        let err = error(&GOOD.replace("url = \"http://127.0.0.1:8080/**\"", "url = \"ftp://x/**\""));
+        assert!(err.starts_with("airlock.toml:14:"), "{err}");
+    }
+
+    #[test]
+    fn bad_limit_type_is_located() {
+        let err = error(&GOOD.replace("[[tools.fetch.endpoints]]", "limits = { max_requests = \"many\" }\n[[tools.fetch.endpoints]]"));
+        assert!(err.starts_with("airlock.toml:12:"), "{err}");
+    }
+}

@@ -1,0 +1,10 @@
+//! Typed operator configuration and tool declarations.
+//!
+//! Everything here is parsed once into typed values (URL patterns, method
+//! sets, digests, sizes, durations); unknown keys are errors, and every error
+//! names the file, the line and what was expected.
+
+pub mod config;
+pub mod pattern;
+
+pub use config::{AuditSettings, Config, ConfigError, ConnectionConfig, EndpointGrant, Limits, ToolConfig, VaultConfig};

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `fetch` component, the real `airlock` binary,
+//! and httpbin (from PyPI) as the upstream, all on loopback.
+
+mod canary;
+mod fetch;
+mod support;
