@@ -104,8 +104,8 @@ impl Secret {
             }
         }
 
-        forms.sort();
-        forms.dedup();
+        forms.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
+        forms.dedup_by(|a, b| a.as_slice() == b.as_slice());
         forms
     }
 

@@ -71,7 +71,7 @@ async fn base64_and_percent_encoded_echoes_are_redacted() {
             let response = ok(fetch(&host, "alice", json!({ "url": format!("{}/anything", fx.upstream), "method": "POST", "body": encoded })).await);
             let text = response.to_string();
             assert!(!text.contains(&encoded), "base64 of {prefix:?}+token came back");
-            assert!(text.contains("[REDACTED]"));
+            assert!(text.contains("[REDACTED]"), "{prefix:?}: {text}");
         }
     }
     let percent = token.replace('-', "%2D");

@@ -24,7 +24,13 @@ impl Guest for Fetch {
     fn fetch(url: String, method: Option<String>, headers: Option<Vec<Header>>, body: Option<String>) -> Result<Response, String> {
         let (scheme, authority, path) = split_url(&url)?;
         let fields = Fields::new();
-        for h in headers.unwrap_or_default() {
+        let headers = headers.unwrap_or_default();
+        let has_length = headers.iter().any(|h| h.name.eq_ignore_ascii_case("content-length"));
+        if let (Some(body), false) = (&body, has_length) {
+            // Declare the length so servers that refuse chunked uploads work.
+            fields.append("content-length", body.len().to_string().as_bytes()).map_err(|e| format!("content-length refused: {e:?}"))?;
+        }
+        for h in headers {
             fields
                 .append(&h.name, h.value.as_bytes())
                 .map_err(|e| format!("header {:?} refused: {e:?}", h.name))?;

@@ -190,13 +190,13 @@ impl Event {
         if matches!(self.decision, Some(d) if d != Decision::Allow) && self.reason.is_none() {
             return Err("a decision other than allow has no reason code".to_owned());
         }
-        if let Some(reason) = &self.reason {
-            if !is_reason_code(reason) {
-                return Err(format!(
-                    "reason is not a code of up to {MAX_REASON_LEN} characters [a-z0-9_], \
-                     starting with a letter"
-                ));
-            }
+        if let Some(reason) = &self.reason
+            && !is_reason_code(reason)
+        {
+            return Err(format!(
+                "reason is not a code of up to {MAX_REASON_LEN} characters [a-z0-9_], \
+                 starting with a letter"
+            ));
         }
         Ok(())
     }

@@ -4,10 +4,20 @@
 //! and a counter from 1 within that day. Files are ordered by (day, counter)
 //! as numbers, which matches lexical order while the counter has four
 //! digits. Other names in the directory are ignored.
+//!
+//! Opening a log also takes the directory's lock and finds where the chain
+//! stands from the newest file's last line.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+use crate::audit::AuditError;
+use crate::audit::event::{Event, GENESIS_HASH};
+
+/// Lock file in the audit directory, held while a log is open. Its name is
+/// not an audit file name, so listing ignores it.
+const LOCK_FILE: &str = "audit.lock";
 
 /// One audit file and where it sits in the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +111,57 @@ pub(crate) fn read_tail(path: &Path) -> io::Result<Tail> {
         start = from;
     }
     Ok(Tail::Line(line))
+}
+
+/// Takes the directory's lock file, so that a second log (in this process
+/// or another) cannot start a second chain in the same directory. The lock
+/// is held until the writer thread ends.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File, AuditError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| AuditError::Dir {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(AuditError::Locked { path }),
+        Err(TryLockError::Error(source)) => Err(AuditError::Dir { path, source }),
+    }
+}
+
+/// The seq and hash to continue from: after the last line of the newest
+/// file that has one.
+pub(crate) fn resume(listed: &[AuditFile]) -> Result<(u64, String), AuditError> {
+    for file in listed.iter().rev() {
+        let bad = |detail: &str| AuditError::Resume {
+            path: file.path.clone(),
+            detail: detail.to_owned(),
+        };
+        let tail = read_tail(&file.path).map_err(|source| AuditError::Read {
+            path: file.path.clone(),
+            source,
+        })?;
+        let line = match tail {
+            Tail::Empty => continue,
+            Tail::Torn => return Err(bad("its last line is cut off (no newline)")),
+            Tail::Line(line) => line,
+        };
+
+        let event: Event = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .ok_or_else(|| bad("its last line is not an audit event"))?;
+        if event.hash != event.compute_hash() || event.to_line().as_bytes() != line {
+            return Err(bad("its last line does not match its hash"));
+        }
+        return Ok((event.seq + 1, event.hash));
+    }
+    Ok((0, GENESIS_HASH.to_owned()))
 }
 
 #[cfg(test)]

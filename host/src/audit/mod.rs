@@ -24,10 +24,13 @@
 //!   string. `serde_json` writes struct fields in declaration order, with no
 //!   whitespace and a fixed escaping, and every `Option` is written (as
 //!   `null` when absent), so the canonical line is deterministic. The stored
-//!   line is the same serialization with `hash` filled in, and [`verify`]
+//!   line is the same serialization with `hash` filled in, and [`verify()`]
 //!   requires it byte for byte.
 //!
-//! [`verify`] walks every file and names the file, line and seq of the first
+//! Only one log may write a directory at a time: [`AuditLog::open`] holds
+//! the lock file `audit.lock` there until the log is dropped.
+//!
+//! [`verify()`] walks every file and names the file, line and seq of the first
 //! event that was edited, deleted, inserted, reordered or cut off.
 //!
 //! # What the chain does not prove
@@ -40,13 +43,14 @@
 //! # I/O
 //!
 //! `DESIGN.md` says `audit` does no I/O; the file sink ([`AuditLog`]),
-//! [`verify`] and [`query`] here do, because the module was assigned the sink
+//! [`verify()`] and [`query()`] here do, because the module was assigned the sink
 //! as well as the record. The record, hashing and chain rules ([`Event`]) are
 //! pure and could move out on their own.
 
 mod event;
 mod files;
 mod query;
+mod queue;
 mod sink;
 mod time;
 mod trace;

@@ -2,7 +2,7 @@
 //!
 //! [`query`] reads the files in chain order and keeps the events that match
 //! every set field of a [`Filter`]. It does not check the chain; that is
-//! [`verify`](crate::audit::verify)'s job.
+//! [`verify`](crate::audit::verify())'s job.
 
 use std::path::Path;
 
@@ -56,14 +56,14 @@ impl Filter {
 
     fn validate(&self) -> Result<(), AuditError> {
         for (field, value) in [("since", &self.since), ("until", &self.until)] {
-            if let Some(value) = value {
-                if !is_time_prefix(value) {
-                    return Err(AuditError::InvalidFilter {
-                        field,
-                        value: value.clone(),
-                        expected: "a UTC time such as 2025-03-01 or 2025-03-01T09:30:00Z",
-                    });
-                }
+            if let Some(value) = value
+                && !is_time_prefix(value)
+            {
+                return Err(AuditError::InvalidFilter {
+                    field,
+                    value: value.clone(),
+                    expected: "a UTC time such as 2025-03-01 or 2025-03-01T09:30:00Z",
+                });
             }
         }
         Ok(())

@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::audit::AuditError;
 use crate::audit::sink::Clock;
 use crate::audit::writer::FileWriter;
 
@@ -25,6 +26,7 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
 }
 
+/// Where the chain and the queue stand.
 pub(crate) struct State {
     /// Seq the next recorded event gets.
     pub(crate) next_seq: u64,
@@ -50,12 +52,49 @@ pub(crate) struct State {
     pub(crate) stalled: bool,
 }
 
+impl State {
+    /// The error of the last failed write, for whoever waited on it.
+    pub(crate) fn write_error(&self) -> AuditError {
+        let detail = self.last_error.as_deref().unwrap_or("unknown error");
+        AuditError::Write {
+            detail: detail.to_owned(),
+        }
+    }
+}
+
+/// A line waiting for the writer, with its seq.
 pub(crate) struct Pending {
     pub(crate) seq: u64,
     pub(crate) line: String,
 }
 
 impl Shared {
+    /// The shared state of a chain whose next event gets `next_seq` and
+    /// links to `last_hash`.
+    pub(crate) fn new(next_seq: u64, last_hash: String, capacity: usize, clock: Clock) -> Shared {
+        Shared {
+            state: Mutex::new(State {
+                next_seq,
+                last_hash,
+                queue: VecDeque::new(),
+                in_flight: 0,
+                capacity: capacity.max(1),
+                written: next_seq,
+                synced: next_seq,
+                sync_wanted: next_seq,
+                failures: 0,
+                last_error: None,
+                shutdown: false,
+                stopped: false,
+                stalled: false,
+            }),
+            work: Condvar::new(),
+            progress: Condvar::new(),
+            clock,
+        }
+    }
+
+    /// Locks the state; a panic elsewhere does not make it unusable.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

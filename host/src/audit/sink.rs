@@ -10,17 +10,16 @@
 //! write keeps the batch at the head of the queue and is retried with
 //! backoff, so a chain never skips an event that was given a seq.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::audit::AuditError;
-use crate::audit::event::{Event, GENESIS_HASH, strip_query_values};
-use crate::audit::files::{self, Tail};
+use crate::audit::event::{Event, strip_query_values};
+use crate::audit::files;
+use crate::audit::queue::{Pending, Shared, run_writer};
 use crate::audit::time::rfc3339_millis;
 use crate::audit::writer::FileWriter;
 
@@ -64,9 +63,6 @@ impl AuditConfig {
         }
     }
 }
-
-/// Lock file in the audit directory, held by the open log.
-const LOCK_FILE: &str = "audit.lock";
 
 /// The source of "now" for event times and file days.
 pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -119,9 +115,9 @@ impl AuditLog {
             source,
         };
         std::fs::create_dir_all(&cfg.dir).map_err(dir_err)?;
-        let lock = lock_dir(&cfg.dir)?;
+        let lock = files::lock_dir(&cfg.dir)?;
         let listed = files::list(&cfg.dir).map_err(dir_err)?;
-        let (next_seq, last_hash) = resume(&listed)?;
+        let (next_seq, last_hash) = files::resume(&listed)?;
 
         let newest = match listed.last() {
             Some(file) => {
@@ -143,26 +139,7 @@ impl AuditLog {
             newest,
         );
 
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                next_seq,
-                last_hash,
-                queue: VecDeque::new(),
-                in_flight: 0,
-                capacity: opts.capacity.max(1),
-                written: next_seq,
-                synced: next_seq,
-                sync_wanted: next_seq,
-                failures: 0,
-                last_error: None,
-                shutdown: false,
-                stopped: false,
-                stalled: false,
-            }),
-            work: Condvar::new(),
-            progress: Condvar::new(),
-            clock: opts.clock,
-        });
+        let shared = Arc::new(Shared::new(next_seq, last_hash, opts.capacity, opts.clock));
         let for_writer = shared.clone();
         let thread = std::thread::Builder::new()
             .name("airlock-audit-writer".into())
@@ -274,7 +251,7 @@ impl Inner {
             event.time = rfc3339_millis((shared.clock)());
         }
         event.path = event.path.as_deref().map(strip_query_values);
-        event.prev = std::mem::take(&mut st.last_hash);
+        event.prev = st.last_hash.clone();
         event.hash = event.compute_hash();
         let mut line = event.to_line();
         line.push('\n');
@@ -290,7 +267,7 @@ impl Inner {
                 return Ok(());
             }
             if st.failures > failures_before {
-                return Err(write_error(&st));
+                return Err(st.write_error());
             }
             if st.stopped {
                 return Err(AuditError::Closed);
@@ -320,7 +297,7 @@ impl Inner {
                 return Ok(());
             }
             if st.failures > failures_before {
-                return Err(write_error(&st));
+                return Err(st.write_error());
             }
             if st.stopped {
                 return Err(AuditError::Closed);
@@ -368,21 +345,12 @@ impl Drop for Inner {
     }
 }
 
-fn write_error(st: &State) -> AuditError {
-    AuditError::Write {
-        detail: st
-            .last_error
-            .clone()
-            .unwrap_or_else(|| "unknown error".to_owned()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::audit::event::tests::request;
     use crate::audit::testutil::*;
-    use crate::audit::{Decision, verify};
+    use crate::audit::{Decision, GENESIS_HASH, verify};
     use std::sync::atomic::Ordering;
     use std::time::UNIX_EPOCH;
 
@@ -655,6 +623,12 @@ mod tests {
         assert!(matches!(err, AuditError::InvalidEvent(_)), "{err}");
         log.flush().unwrap();
         assert!(audit_files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn the_log_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<AuditLog>();
     }
 
     #[test]

@@ -29,17 +29,24 @@ pub(crate) fn sample(i: u64) -> Event {
     let tool = tools[(i % 2) as usize];
     let call_id = format!("call-{}", i / 4);
 
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         return Event::new(EventKind::CallStart, &call_id, user, "cli", tool, COMPONENT);
     }
     let mut e = Event::new(EventKind::Request, &call_id, user, "cli", tool, COMPONENT);
-    e.connection = Some(if i % 2 == 0 { "github" } else { "google" }.into());
+    e.connection = Some(
+        if i.is_multiple_of(2) {
+            "github"
+        } else {
+            "google"
+        }
+        .into(),
+    );
     e.method = Some("GET".into());
     e.scheme = Some("https".into());
     e.host = Some("api.example.com".into());
     e.port = Some(443);
     e.path = Some(format!("/items/{i}"));
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         e.decision = Some(Decision::Deny);
         e.reason = Some("no_matching_grant".into());
     } else {

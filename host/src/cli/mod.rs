@@ -1,5 +1,6 @@
 //! The `airlock` command line: argument parsing and printing only.
 
+mod audit;
 mod call;
 mod check;
 mod tools;
@@ -34,6 +35,9 @@ enum Command {
     Vault(vault::Command),
     /// Check the config and every component it names.
     Check(check::Args),
+    /// Verify and query the audit log.
+    #[command(subcommand)]
+    Audit(audit::Command),
 }
 
 /// Exit status for a call that needs the user to link an account.
@@ -60,6 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Call(args) => call::run(&config, args).await,
         Command::Vault(command) => vault::run(&config, command),
         Command::Check(args) => check::run(&config, args),
+        Command::Audit(command) => audit::run(&config, command),
     }
 }
 

@@ -96,11 +96,16 @@ impl CallContext {
     fn event(&self, target: Option<&Target>, method: &str) -> Event {
         let mut e = Event::new(EventKind::Request, &self.call_id, &self.user, &self.caller, &self.tool.tool, &self.tool.component);
         e.method = Some(method.to_string());
-        if let Some(t) = target {
-            e.scheme = Some(t.scheme.as_str().to_string());
-            e.host = Some(t.host.to_string());
-            e.port = Some(t.port);
-            e.path = Some(t.redacted_path());
+        match target {
+            Some(t) => {
+                e.scheme = Some(t.scheme.as_str().to_string());
+                e.host = Some(t.host.to_string());
+                e.port = Some(t.port);
+                e.path = Some(t.redacted_path());
+            }
+            // The guest's raw URL is not recorded: it failed to parse and may
+            // carry anything.
+            None => e.host = Some("invalid".to_string()),
         }
         e
     }

@@ -234,7 +234,7 @@ struct RawHost {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConnection {
-    audience: Vec<Spanned<UrlPattern>>,
+    audience: Vec<Spanned<String>>,
     #[serde(default = "default_header")]
     header: String,
     #[serde(default = "default_prefix")]
@@ -326,17 +326,17 @@ impl Config {
             if c.audience.is_empty() {
                 return Err(at(name.span(), format!("connections.{}: audience must list at least one origin", name.get_ref())));
             }
+            let mut audience = Vec::new();
             for a in &c.audience {
-                if !a.get_ref().path.is_any() {
-                    return Err(at(a.span(), format!("connections.{}.audience: {:?} must be an origin with no path, like \"https://api.example.com\"", name.get_ref(), a.get_ref().to_string())));
-                }
+                let origin = parse_origin(a.get_ref()).map_err(|m| at(a.span(), format!("connections.{}.audience: {m}", name.get_ref())))?;
+                audience.push(origin);
             }
             if http::HeaderName::from_bytes(c.header.as_bytes()).is_err() {
                 return Err(at(name.span(), format!("connections.{}.header: {:?} is not a valid header name", name.get_ref(), c.header)));
             }
             connections.insert(
                 name.into_inner(),
-                ConnectionConfig { audience: c.audience.into_iter().map(Spanned::into_inner).collect(), header: c.header, prefix: c.prefix },
+                ConnectionConfig { audience, header: c.header, prefix: c.prefix },
             );
         }
 
@@ -395,6 +395,17 @@ fn covered_by_audience(url: &UrlPattern, conn: &ConnectionConfig) -> bool {
                 _ => false,
             }
     })
+}
+
+/// Parses an audience entry: an origin such as `https://api.example.com`,
+/// optionally with a port, and no path.
+fn parse_origin(text: &str) -> Result<UrlPattern, String> {
+    let trimmed = text.strip_suffix('/').unwrap_or(text);
+    let after_scheme = trimmed.split_once("://").map_or("", |(_, rest)| rest);
+    if after_scheme.contains(['/', '?', '#']) {
+        return Err(format!("{text:?} must be an origin with no path, like \"https://api.example.com\""));
+    }
+    format!("{trimmed}/**").parse::<UrlPattern>().map_err(|e| e.to_string())
 }
 
 fn check_identifier(name: &Spanned<String>) -> Result<(), String> {

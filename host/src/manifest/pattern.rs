@@ -29,8 +29,7 @@ const MAX_METHOD: usize = 32;
 /// Methods that never go out, in canonical (uppercase) spelling.
 pub const FORBIDDEN_METHODS: [&str; 3] = ["TRACE", "TRACK", "CONNECT"];
 
-const HOST_EXPECTED: &str =
-    "a DNS name, a dotted-quad IPv4 address or a bracketed IPv6 address";
+const HOST_EXPECTED: &str = "a DNS name, a dotted-quad IPv4 address or a bracketed IPv6 address";
 const IPV4_EXPECTED: &str = "an IPv4 address as four decimal numbers from 0 to 255 without \
      leading zeros, such as \"127.0.0.1\"";
 
@@ -144,7 +143,10 @@ pub fn parse_host(input: &str) -> Result<HostName, PatternError> {
         return fail("contains whitespace or a control character", HOST_EXPECTED);
     }
     if input.contains('@') {
-        return fail("contains userinfo (\"@\")", "a host without a user name or password");
+        return fail(
+            "contains userinfo (\"@\")",
+            "a host without a user name or password",
+        );
     }
     if input.contains('\\') {
         return fail("contains a backslash", HOST_EXPECTED);
@@ -168,29 +170,42 @@ pub fn parse_host(input: &str) -> Result<HostName, PatternError> {
     // a name means. `domain_to_ascii_strict` is not used: it also refuses
     // real-world names (`_dmarc`, `r1---sn-x.googlevideo.com`) and a trailing
     // root dot; the DNS length and character checks below are done by hand.
-    let ascii = Uts46::new()
-        .to_ascii(input.as_bytes(), AsciiDenyList::URL, Hyphens::Allow, DnsLength::Ignore)
-        .or_else(|_| {
-            fail(
-                "is not a valid internationalized domain name",
-                "a name that UTS 46 maps to A-labels",
-            )
-        })?;
+    let mapped = Uts46::new().to_ascii(
+        input.as_bytes(),
+        AsciiDenyList::URL,
+        Hyphens::Allow,
+        DnsLength::Ignore,
+    );
+    let Ok(ascii) = mapped else {
+        return fail(
+            "is not a valid internationalized domain name",
+            "a name that UTS 46 maps to A-labels",
+        );
+    };
     let name = ascii.strip_suffix('.').unwrap_or(&ascii);
     if name.is_empty() {
         return fail("is empty", HOST_EXPECTED);
     }
     if name.len() > MAX_NAME {
-        return fail("is longer than 253 bytes", "a DNS name of at most 253 bytes");
+        return fail(
+            "is longer than 253 bytes",
+            "a DNS name of at most 253 bytes",
+        );
     }
     for label in name.split('.') {
         if label.is_empty() {
             return fail("has an empty label", "labels separated by single dots");
         }
         if label.len() > MAX_LABEL {
-            return fail("has a label longer than 63 bytes", "labels of at most 63 bytes");
+            return fail(
+                "has a label longer than 63 bytes",
+                "labels of at most 63 bytes",
+            );
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return fail(
                 "contains a character not allowed in a DNS name",
                 "letters, digits, \"-\" and \"_\"",
@@ -215,11 +230,17 @@ fn parse_bracketed_ipv6(input: &str, inner: &str) -> Result<HostName, PatternErr
         return fail("has an unclosed \"[\"", "an IPv6 address such as \"[::1]\"");
     };
     if address.contains('%') {
-        return fail("has an IPv6 zone identifier", "an IPv6 address without \"%\" and zone");
+        return fail(
+            "has an IPv6 zone identifier",
+            "an IPv6 address without \"%\" and zone",
+        );
     }
     match address.parse::<Ipv6Addr>() {
         Ok(ip) => Ok(HostName::V6(ip)),
-        Err(_) => fail("is not a valid IPv6 address", "an IPv6 address such as \"[::1]\""),
+        Err(_) => fail(
+            "is not a valid IPv6 address",
+            "an IPv6 address such as \"[::1]\"",
+        ),
     }
 }
 
@@ -452,7 +473,9 @@ impl HostPattern {
         match parse_host(suffix)? {
             HostName::Domain(name) if name.contains('.') => Ok(HostPattern::Wildcard(name)),
             HostName::Domain(_) => Err(wildcard_error("covers a whole top-level domain")),
-            HostName::V4(_) | HostName::V6(_) => Err(wildcard_error("is a wildcard over an ip")),
+            HostName::V4(_) | HostName::V6(_) => {
+                Err(wildcard_error("is a wildcard over an IP address"))
+            }
         }
     }
 
@@ -581,9 +604,8 @@ impl PathPattern {
                 (Some(x), Some(y)) => {
                     let compatible = match (x, y) {
                         (Segment::Literal(p), Segment::Literal(q)) => p == q,
-                        (Segment::Literal(p), Segment::One) | (Segment::One, Segment::Literal(p)) => {
-                            !p.is_empty()
-                        }
+                        (Segment::Literal(p), Segment::One)
+                        | (Segment::One, Segment::Literal(p)) => !p.is_empty(),
                         _ => true,
                     };
                     if !compatible {
@@ -627,7 +649,13 @@ pub struct UrlPattern {
 impl UrlPattern {
     /// Whether a canonical request matches. `canonical_path` must come from
     /// [`canonicalize_path`] and carry no query.
-    pub fn matches(&self, scheme: Scheme, host: &HostName, port: u16, canonical_path: &str) -> bool {
+    pub fn matches(
+        &self,
+        scheme: Scheme,
+        host: &HostName,
+        port: u16,
+        canonical_path: &str,
+    ) -> bool {
         self.scheme == scheme
             && self.port == port
             && self.host.matches(host)
@@ -658,7 +686,10 @@ impl FromStr for UrlPattern {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let fail = |problem, expected| Err(PatternError::new("url pattern", s, problem, expected));
         if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return fail("contains whitespace or a control character", "a URL without spaces");
+            return fail(
+                "contains whitespace or a control character",
+                "a URL without spaces",
+            );
         }
         if s.contains('\\') {
             return fail("contains a backslash", "\"/\" as the only path separator");
@@ -671,7 +702,10 @@ impl FromStr for UrlPattern {
         }
 
         let Some((scheme_text, rest)) = s.split_once("://") else {
-            return fail("has no scheme", "a URL such as \"https://api.example.com/**\"");
+            return fail(
+                "has no scheme",
+                "a URL such as \"https://api.example.com/**\"",
+            );
         };
         let Some(scheme) = Scheme::parse(scheme_text) else {
             return fail("has an unsupported scheme", "\"https://\" or \"http://\"");
@@ -684,10 +718,16 @@ impl FromStr for UrlPattern {
         };
         let (authority, path) = rest.split_at(slash);
         if authority.contains('@') {
-            return fail("contains userinfo (\"@\")", "a host without a user name or password");
+            return fail(
+                "contains userinfo (\"@\")",
+                "a host without a user name or password",
+            );
         }
         let Some((host, port)) = split_authority(authority) else {
-            return fail("has a malformed host and port", "\"host\", \"host:port\" or \"[ipv6]:port\"");
+            return fail(
+                "has a malformed host and port",
+                "\"host\", \"host:port\" or \"[ipv6]:port\"",
+            );
         };
 
         let host = HostPattern::parse(host).map_err(|e| e.within("url pattern", s))?;
@@ -699,7 +739,12 @@ impl FromStr for UrlPattern {
             },
         };
         let path = PathPattern::parse(path).map_err(|e| e.within("url pattern", s))?;
-        Ok(UrlPattern { scheme, host, port, path })
+        Ok(UrlPattern {
+            scheme,
+            host,
+            port,
+            path,
+        })
     }
 }
 
@@ -794,8 +839,17 @@ impl MethodSet {
     }
 }
 
-/// Validates one method token and returns it uppercase.
+/// Validates one method token and returns it uppercase. `*` is refused
+/// here: it only means "every method" as a whole method list.
 pub fn parse_method(method: &str) -> Result<String, PatternError> {
+    if method == "*" {
+        return Err(PatternError::new(
+            "method",
+            method,
+            "is mixed with other methods",
+            "\"*\" alone for every method, or a list of method names",
+        ));
+    }
     if !is_method_token(method) {
         return Err(PatternError::new(
             "method",
@@ -820,7 +874,9 @@ pub fn parse_method(method: &str) -> Result<String, PatternError> {
 pub fn is_method_token(method: &str) -> bool {
     !method.is_empty()
         && method.len() <= MAX_METHOD
-        && method.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 impl FromStr for MethodSet {
@@ -895,8 +951,19 @@ pub struct PatternError {
 }
 
 impl PatternError {
-    fn new(subject: &'static str, value: &str, problem: &'static str, expected: &'static str) -> Self {
-        PatternError { context: None, subject, value: value.to_owned(), problem, expected }
+    fn new(
+        subject: &'static str,
+        value: &str,
+        problem: &'static str,
+        expected: &'static str,
+    ) -> Self {
+        PatternError {
+            context: None,
+            subject,
+            value: value.to_owned(),
+            problem,
+            expected,
+        }
     }
 
     /// Names the larger value this error was found in, unless it already is.
@@ -937,4 +1004,291 @@ fn quote(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn pattern(text: &str) -> UrlPattern {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn error(text: &str) -> String {
+        text.parse::<UrlPattern>().expect_err(text).to_string()
+    }
+
+    #[test]
+    fn documented_examples_parse_and_render_canonically() {
+        let cases = [
+            (
+                "https://api.github.com/repos/*/*/issues",
+                "https://api.github.com/repos/*/*/issues",
+            ),
+            ("https://*.googleapis.com/**", "https://*.googleapis.com/**"),
+            ("http://127.0.0.1:8080/**", "http://127.0.0.1:8080/**"),
+            ("https://example.com/", "https://example.com/"),
+            ("https://[::1]:8443/x/**", "https://[::1]:8443/x/**"),
+            (
+                "HTTPS://API.Example.COM.:443/a/./b/../%7e",
+                "https://api.example.com/a/~",
+            ),
+            (
+                "https://bücher.example/**",
+                "https://xn--bcher-kva.example/**",
+            ),
+            ("http://example.com:80/", "http://example.com/"),
+        ];
+        for (text, shown) in cases {
+            let parsed = pattern(text);
+            assert_eq!(parsed.to_string(), shown);
+            assert_eq!(
+                pattern(shown),
+                parsed,
+                "{shown} re-parses to the same value"
+            );
+        }
+    }
+
+    #[test]
+    fn explicit_default_port_equals_no_port() {
+        assert_eq!(
+            pattern("https://a.example:443/x"),
+            pattern("https://a.example/x")
+        );
+        assert_eq!(pattern("https://a.example/x").port, 443);
+        assert_eq!(pattern("http://a.example/x").port, 80);
+        assert_ne!(
+            pattern("https://a.example:80/x"),
+            pattern("https://a.example/x")
+        );
+        assert_eq!(
+            pattern("https://a.example:8443/x").origin_string(),
+            "https://a.example:8443"
+        );
+    }
+
+    #[test]
+    fn path_wildcards_match_whole_segments() {
+        let p = pattern("https://a.example/repos/*/*/issues");
+        assert!(p.path.matches("/repos/o/r/issues"));
+        assert!(!p.path.matches("/repos/o//issues"));
+        assert!(!p.path.matches("/repos/o/r/x/issues"));
+        assert!(!p.path.matches("/repos/o/r/issues/"));
+
+        let rest = pattern("https://a.example/v1/**").path;
+        for path in ["/v1", "/v1/", "/v1/a/b/c"] {
+            assert!(rest.matches(path), "{path}");
+        }
+        for path in ["/", "/v10", "/v2/v1"] {
+            assert!(!rest.matches(path), "{path}");
+        }
+
+        let root = pattern("https://a.example/").path;
+        assert!(root.matches("/"));
+        assert!(!root.matches("/x"));
+    }
+
+    #[test]
+    fn wildcard_host_needs_at_least_one_more_label() {
+        let host = HostPattern::parse("*.Example.COM").unwrap();
+        assert_eq!(host, HostPattern::Wildcard("example.com".into()));
+        let name = |s: &str| parse_host(s).unwrap();
+        assert!(host.matches(&name("a.example.com")));
+        assert!(host.matches(&name("a.b.example.com")));
+        assert!(!host.matches(&name("example.com")));
+        assert!(!host.matches(&name("badexample.com")));
+        assert!(!host.matches(&name("example.com.evil.test")));
+        assert!(!host.matches(&name("127.0.0.1")));
+    }
+
+    #[test]
+    fn host_canonicalization() {
+        let canonical = |s: &str| parse_host(s).map(|h| h.to_string());
+        assert_eq!(
+            canonical("API.GitHub.com.").as_deref(),
+            Ok("api.github.com")
+        );
+        assert_eq!(
+            canonical("api\u{ff0e}github\u{3002}com").as_deref(),
+            Ok("api.github.com")
+        );
+        assert_eq!(canonical("straße.de").as_deref(), Ok("xn--strae-oqa.de"));
+        assert_eq!(
+            canonical("[0:0::FFFF:7F00:1]").as_deref(),
+            Ok("[::ffff:127.0.0.1]")
+        );
+        assert_eq!(canonical("10.0.0.1").as_deref(), Ok("10.0.0.1"));
+        assert_eq!(
+            canonical("_dmarc.r1---sn.example").as_deref(),
+            Ok("_dmarc.r1---sn.example")
+        );
+        for refused in [
+            "2130706433",
+            "0177.0.0.1",
+            "0x7f.1",
+            "127.1",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "example.0x",
+            "a..b",
+            "a.b..",
+            "",
+            ".",
+            "[fe80::1%25en0]",
+            "::1",
+            "a b",
+            "a\\b",
+            "u@h",
+            "a%2eb",
+            "a!b.example",
+            "[::1]:80",
+        ] {
+            assert!(
+                parse_host(refused).is_err(),
+                "{refused:?} should be refused"
+            );
+        }
+        let long_label = format!("{}.example", "a".repeat(64));
+        assert_eq!(
+            parse_host(&long_label).unwrap_err().problem(),
+            "has a label longer than 63 bytes"
+        );
+    }
+
+    #[test]
+    fn errors_quote_the_value_and_say_what_was_expected() {
+        assert_eq!(
+            error("https://0177.0.0.1/x"),
+            "in url pattern \"https://0177.0.0.1/x\": host \"0177.0.0.1\" is not a canonical \
+             IPv4 address; expected an IPv4 address as four decimal numbers from 0 to 255 \
+             without leading zeros, such as \"127.0.0.1\""
+        );
+        assert_eq!(
+            error("https://example.com"),
+            "url pattern \"https://example.com\" has no path; expected a path after the host: \
+             \"/\" for the root only or \"/**\" for any path"
+        );
+        assert_eq!(
+            error("ftp://example.com/"),
+            "url pattern \"ftp://example.com/\" has an unsupported scheme; expected \"https://\" \
+             or \"http://\""
+        );
+        let cases = [
+            ("https://example.com/x?y=1", "contains a query or fragment"),
+            ("https://u@example.com/", "contains userinfo"),
+            ("https://example.com:0/", "has an invalid port"),
+            (
+                "https://example.com/a/**/b",
+                "\"**\" before the last segment",
+            ),
+            ("https://example.com/a*", "\"*\" inside a segment"),
+            ("https://api.*.com/", "not a whole leftmost label"),
+            ("https://*.com/", "covers a whole top-level domain"),
+            ("https://*.10.0.0.1/", "is a wildcard over an IP address"),
+            ("https://*.0177.0.0.1/", "is not a canonical IPv4 address"),
+            ("https://ex ample.com/", "whitespace"),
+            ("https://[fe80::1%25eth0]/", "zone identifier"),
+        ];
+        for (text, problem) in cases {
+            let message = error(text);
+            assert!(message.contains(problem), "{text}: {message}");
+            assert!(message.contains("; expected "), "{text}: {message}");
+            assert!(
+                message.starts_with(|c: char| c.is_ascii_lowercase()),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_messages_escape_and_cut_hostile_values() {
+        let message = parse_host("a\r\nb").unwrap_err().to_string();
+        assert!(message.starts_with("host \"a\\r\\nb\""), "{message}");
+        let long = format!("{}\u{0}", "x".repeat(2000));
+        let message = parse_host(&long).unwrap_err().to_string();
+        assert!(message.len() < 300, "{message}");
+    }
+
+    #[test]
+    fn method_sets_parse_from_strings_and_lists() {
+        #[derive(Debug, Deserialize)]
+        struct Grant {
+            methods: MethodSet,
+            url: UrlPattern,
+        }
+        let parse = |text: &str| toml::from_str::<Grant>(text).map_err(|e| e.to_string());
+
+        let g = parse("methods = \"get\"\nurl = \"https://a.example/**\"").unwrap();
+        assert_eq!(g.methods.to_string(), "GET");
+        assert!(g.methods.contains("GET") && g.methods.contains("get"));
+        assert!(!g.methods.contains("POST"));
+        assert_eq!(g.url.to_string(), "https://a.example/**");
+
+        let g = parse("methods = [\"POST\", \"get\"]\nurl = \"https://a.example/\"").unwrap();
+        assert_eq!(g.methods.to_string(), "GET, POST");
+
+        let any = parse("methods = \"*\"\nurl = \"https://a.example/\"")
+            .unwrap()
+            .methods;
+        assert!(any.is_any() && any.contains("PROPFIND") && any.contains("delete"));
+        assert!(!any.contains("TRACE") && !any.contains("connect") && !any.contains("GET /"));
+
+        for (methods, problem) in [
+            ("\"TRACE\"", "is never allowed"),
+            ("[\"GET\", \"track\"]", "is never allowed"),
+            ("[]", "is empty"),
+            ("[\"GET\", \"*\"]", "is mixed with other methods"),
+            ("\"GET POST\"", "not a valid HTTP method"),
+        ] {
+            let err = parse(&format!(
+                "methods = {methods}\nurl = \"https://a.example/\""
+            ))
+            .unwrap_err();
+            assert!(err.contains(problem), "{methods}: {err}");
+        }
+        let err = parse("methods = \"GET\"\nurl = \"https://a.example\"").unwrap_err();
+        assert!(err.contains("has no path"), "{err}");
+        assert!(err.contains("line 2"), "error points at the value: {err}");
+    }
+
+    #[test]
+    fn method_sets_intersect() {
+        let set = |s: &str| s.parse::<MethodSet>().unwrap();
+        assert!(set("GET, POST").intersects(&set("post")));
+        assert!(!set("GET").intersects(&set("POST, PUT")));
+        assert!(set("*").intersects(&set("PATCH")));
+        assert_eq!(set("*"), MethodSet::any());
+    }
+
+    #[test]
+    fn path_canonicalization_is_exact() {
+        let canonical = |s: &str| canonicalize_path(s);
+        assert_eq!(canonical("/a/%2e%2E/b").as_deref(), Ok("/b"));
+        assert_eq!(canonical("/a/.%2e").as_deref(), Ok("/"));
+        assert_eq!(canonical("/a/b/.").as_deref(), Ok("/a/b/"));
+        assert_eq!(canonical("/a%2fb/%5c").as_deref(), Ok("/a%2Fb/%5C"));
+        assert_eq!(canonical("/%252e%252e").as_deref(), Ok("/%252e%252e"));
+        assert_eq!(canonical("/%7E%41%2D").as_deref(), Ok("/~A-"));
+        assert_eq!(
+            canonical("/a!$&'()*+,;=:@b").as_deref(),
+            Ok("/a!$&'()*+,;=:@b")
+        );
+        assert_eq!(canonical("/%zz"), Err(PathProblem::InvalidEscape));
+        assert_eq!(canonical("/%4"), Err(PathProblem::InvalidEscape));
+        assert_eq!(canonical("/%+4"), Err(PathProblem::InvalidEscape));
+        assert_eq!(canonical("/a%00"), Err(PathProblem::EncodedNul));
+        assert_eq!(canonical("a"), Err(PathProblem::NotAbsolute));
+        assert_eq!(
+            canonicalize_query("a=%2f&b=/?&c=%7e").as_deref(),
+            Ok("a=%2F&b=/?&c=~")
+        );
+    }
+
+    #[test]
+    fn overlap_of_path_patterns() {
+        let path = |s: &str| PathPattern::parse(s).unwrap();
+        assert!(path("/a/*/c").overlaps(&path("/*/b/*")));
+        assert!(path("/a/**").overlaps(&path("/a")));
+        assert!(path("/**").overlaps(&path("/")));
+        assert!(!path("/a/*").overlaps(&path("/a/")));
+        assert!(!path("/a/*").overlaps(&path("/a/b/c")));
+        assert!(!path("/a/b").overlaps(&path("/a/c")));
+    }
 }

@@ -90,10 +90,13 @@ pub fn check_address(ip: IpAddr, allow_private: bool) -> Result<(), DenyReason> 
         | AddrClass::Private
         | AddrClass::LinkLocal
         | AddrClass::Cgnat
-        | AddrClass::UniqueLocal) => match allow_private {
-            true => Ok(()),
-            false => Err(DenyReason::PrivateAddress(class)),
-        },
+        | AddrClass::UniqueLocal) => {
+            if allow_private {
+                Ok(())
+            } else {
+                Err(DenyReason::PrivateAddress(class))
+            }
+        }
         class @ (AddrClass::Unspecified
         | AddrClass::Multicast
         | AddrClass::Broadcast
@@ -169,7 +172,9 @@ fn classify_v6(ip: Ipv6Addr) -> AddrClass {
 /// embeddings: an all-zero embedding is the unused one; otherwise metadata
 /// wins, then any non-public class, so the stricter reading decides.
 fn local_nat64(candidates: [AddrClass; 2]) -> AddrClass {
-    let used = candidates.into_iter().filter(|c| *c != AddrClass::Unspecified);
+    let used = candidates
+        .into_iter()
+        .filter(|c| *c != AddrClass::Unspecified);
     let mut result = AddrClass::Unspecified;
     for class in used {
         result = match (result, class) {
@@ -257,7 +262,11 @@ mod tests {
             assert_eq!(classify(ip), *class, "{text}");
             let code = |allow| check_address(ip, allow).err().map(|r| r.code());
             assert_eq!(code(false), *denied, "{text} without allow_private");
-            assert_eq!(code(true), *denied_with_private, "{text} with allow_private");
+            assert_eq!(
+                code(true),
+                *denied_with_private,
+                "{text} with allow_private"
+            );
         }
     }
 }

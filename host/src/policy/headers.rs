@@ -28,29 +28,44 @@ const FORBIDDEN_HEADERS: [&str; 11] = [
 /// Whether a guest may not set this header: credentials, `Host`, hop-by-hop
 /// and upgrade headers, and every `proxy-*` name, ignoring ASCII case.
 pub fn is_forbidden_header(name: &str) -> bool {
-    FORBIDDEN_HEADERS.iter().any(|forbidden| forbidden.eq_ignore_ascii_case(name))
-        || name.get(..6).is_some_and(|prefix| prefix.eq_ignore_ascii_case("proxy-"))
+    FORBIDDEN_HEADERS
+        .iter()
+        .any(|forbidden| forbidden.eq_ignore_ascii_case(name))
+        || name
+            .get(..6)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("proxy-"))
 }
 
 /// Whether a method never goes out: TRACE, TRACK or CONNECT in any case.
 pub fn is_forbidden_method(method: &str) -> bool {
-    FORBIDDEN_METHODS.iter().any(|forbidden| forbidden.eq_ignore_ascii_case(method))
+    FORBIDDEN_METHODS
+        .iter()
+        .any(|forbidden| forbidden.eq_ignore_ascii_case(method))
 }
 
 /// Checks one guest header: the name must be a valid token and not
 /// forbidden, the value free of control characters other than tab.
 pub fn check_header(name: &str, value: &[u8]) -> Result<(), DenyReason> {
     if !is_token(name) {
-        return Err(DenyReason::InvalidHeader("header name is not a valid token"));
+        return Err(DenyReason::InvalidHeader(
+            "header name is not a valid token",
+        ));
     }
     if is_forbidden_header(name) {
         return Err(DenyReason::ForbiddenHeader(name.to_ascii_lowercase()));
     }
     if value.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-        return Err(DenyReason::InvalidHeader("header value contains cr, lf or nul"));
+        return Err(DenyReason::InvalidHeader(
+            "header value contains cr, lf or nul",
+        ));
     }
-    if value.iter().any(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f) {
-        return Err(DenyReason::InvalidHeader("header value contains a control character"));
+    if value
+        .iter()
+        .any(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f)
+    {
+        return Err(DenyReason::InvalidHeader(
+            "header value contains a control character",
+        ));
     }
     Ok(())
 }
@@ -61,7 +76,9 @@ pub fn canonical_method(method: &str) -> Result<String, DenyReason> {
     if is_forbidden_method(method) {
         return Err(DenyReason::ForbiddenMethod);
     }
-    if !is_method_token(method) {
+    // `*` is a token, but in a grant it means "every method"; as a
+    // request method it is never meaningful.
+    if !is_method_token(method) || method == "*" {
         return Err(DenyReason::InvalidMethod);
     }
     Ok(method.to_ascii_uppercase())
@@ -70,7 +87,9 @@ pub fn canonical_method(method: &str) -> Result<String, DenyReason> {
 /// RFC 9110 token, as for header names.
 fn is_token(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -79,10 +98,24 @@ mod tests {
 
     #[test]
     fn forbidden_headers_ignore_case() {
-        for name in ["Authorization", "COOKIE", "host", "Proxy-Authorization", "proxy-foo", "Te"] {
+        for name in [
+            "Authorization",
+            "COOKIE",
+            "host",
+            "Proxy-Authorization",
+            "proxy-foo",
+            "Te",
+        ] {
             assert!(is_forbidden_header(name), "{name}");
         }
-        for name in ["accept", "x-proxy-id", "cookie2", "te-x", "hostname", "proxyx"] {
+        for name in [
+            "accept",
+            "x-proxy-id",
+            "cookie2",
+            "te-x",
+            "hostname",
+            "proxyx",
+        ] {
             assert!(!is_forbidden_header(name), "{name}");
         }
     }
@@ -96,5 +129,6 @@ mod tests {
         assert!(!is_forbidden_method("TRACES"));
         assert_eq!(canonical_method("patch").as_deref(), Ok("PATCH"));
         assert_eq!(canonical_method("GET /"), Err(DenyReason::InvalidMethod));
+        assert_eq!(canonical_method("*"), Err(DenyReason::InvalidMethod));
     }
 }

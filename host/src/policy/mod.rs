@@ -13,7 +13,7 @@ mod address;
 mod headers;
 mod target;
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use crate::manifest::pattern::{HostName, HostPattern, MethodSet, UrlPattern};
 
@@ -99,7 +99,9 @@ impl Policy {
 
         let found = self.grants.iter().position(|grant| {
             grant.methods.contains(&method)
-                && grant.url.matches(target.scheme, &target.host, target.port, &target.path)
+                && grant
+                    .url
+                    .matches(target.scheme, &target.host, target.port, &target.path)
         });
         let Some(index) = found else {
             return Err(self.explain(&method, target));
@@ -133,11 +135,16 @@ impl Policy {
         let grants = self.grants.iter().enumerate();
 
         let url_match = grants.clone().find(|(_, g)| {
-            g.url.matches(target.scheme, &target.host, target.port, &target.path)
+            g.url
+                .matches(target.scheme, &target.host, target.port, &target.path)
         });
         if let Some((i, g)) = url_match {
             let hint = format!("add \"{method}\" to methods of grant {i} ({})", g.url);
-            return Denial { reason: DenyReason::MethodNotGranted, nearest: Some(i), hint };
+            return Denial {
+                reason: DenyReason::MethodNotGranted,
+                nearest: Some(i),
+                hint,
+            };
         }
 
         // Same origin, other path: the grant sharing the longest path prefix.
@@ -154,16 +161,26 @@ impl Policy {
                 "path {} is outside grant {i} ({g}); a grant would need {suggestion}",
                 target.path
             );
-            return Denial { reason: DenyReason::NoMatchingGrant, nearest: Some(i), hint };
+            return Denial {
+                reason: DenyReason::NoMatchingGrant,
+                nearest: Some(i),
+                hint,
+            };
         }
 
-        let same_host = grants.clone().find(|(_, g)| g.url.host.matches(&target.host));
+        let same_host = grants
+            .clone()
+            .find(|(_, g)| g.url.host.matches(&target.host));
         if let Some((i, g)) = same_host {
             let hint = format!(
                 "grant {i} ({g}) is for origin {}, not {origin}; a grant would need {suggestion}",
                 g.url.origin_string()
             );
-            return Denial { reason: DenyReason::NoMatchingGrant, nearest: Some(i), hint };
+            return Denial {
+                reason: DenyReason::NoMatchingGrant,
+                nearest: Some(i),
+                hint,
+            };
         }
 
         let nearest = grants
@@ -173,9 +190,13 @@ impl Policy {
             .map(|(i, _)| i);
         let mut hint = format!("no grant for origin {origin}; a grant would need {suggestion}");
         if let Some(i) = nearest {
-            hint.push_str(&format!("; nearest is grant {i} ({})", self.grants[i]));
+            let _ = write!(hint, "; nearest is grant {i} ({})", self.grants[i]);
         }
-        Denial { reason: DenyReason::NoMatchingGrant, nearest, hint }
+        Denial {
+            reason: DenyReason::NoMatchingGrant,
+            nearest,
+            hint,
+        }
     }
 
     fn address_denial(&self, index: usize, reason: DenyReason, host: &HostName) -> Denial {
@@ -185,9 +206,15 @@ impl Policy {
                 "grant {index} ({grant}) matches, but {host} is a {class} address; \
                  set allow_private = true on that grant to reach it"
             ),
-            _ => format!("grant {index} ({grant}) matches, but {host} is never reachable: {reason}"),
+            _ => {
+                format!("grant {index} ({grant}) matches, but {host} is never reachable: {reason}")
+            }
         };
-        Denial { reason, nearest: Some(index), hint }
+        Denial {
+            reason,
+            nearest: Some(index),
+            hint,
+        }
     }
 }
 
@@ -198,7 +225,10 @@ fn shared_labels(pattern: &HostPattern, host: &HostName) -> usize {
     else {
         return 0;
     };
-    a.rsplit('.').zip(b.rsplit('.')).take_while(|(x, y)| x == y).count()
+    a.rsplit('.')
+        .zip(b.rsplit('.'))
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 fn describe_connection(connection: &Option<String>) -> String {
@@ -252,7 +282,11 @@ pub struct Denial {
 impl From<DenyReason> for Denial {
     fn from(reason: DenyReason) -> Denial {
         let hint = reason.to_string();
-        Denial { reason, nearest: None, hint }
+        Denial {
+            reason,
+            nearest: None,
+            hint,
+        }
     }
 }
 
@@ -313,6 +347,9 @@ pub enum DenyReason {
     /// An address that is never a valid destination.
     #[error("address is {0} and never reachable")]
     UnroutableAddress(AddrClass),
+    /// The call already made as many requests as its limits allow.
+    #[error("the call reached its limit on outbound requests")]
+    RequestLimit,
 }
 
 impl DenyReason {
@@ -336,6 +373,7 @@ impl DenyReason {
             DenyReason::PrivateAddress(_) => "private_address",
             DenyReason::MetadataAddress => "metadata_address",
             DenyReason::UnroutableAddress(_) => "unroutable_address",
+            DenyReason::RequestLimit => "request_limit",
         }
     }
 }

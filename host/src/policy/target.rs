@@ -41,7 +41,11 @@ impl Target {
     /// NUL included), hosts that [`parse_host`] refuses, ports outside
     /// 1..=65535 or written with a sign, leading zero or no digits, paths
     /// that do not start with `/`, and malformed percent escapes.
-    pub fn parse(scheme: &str, authority: &str, path_and_query: &str) -> Result<Target, DenyReason> {
+    pub fn parse(
+        scheme: &str,
+        authority: &str,
+        path_and_query: &str,
+    ) -> Result<Target, DenyReason> {
         let scheme = Scheme::parse(scheme).ok_or(DenyReason::UnsupportedScheme)?;
 
         // Characters first: a CR or a space must be reported as such, not
@@ -58,8 +62,8 @@ impl Target {
             return Err(DenyReason::InvalidUrl("path and query longer than 16 KiB"));
         }
 
-        let (host, port) =
-            split_authority(authority).ok_or(DenyReason::InvalidHost("is not host or host:port"))?;
+        let (host, port) = split_authority(authority)
+            .ok_or(DenyReason::InvalidHost("is not host or host:port"))?;
         let host = parse_host(host).map_err(|e| DenyReason::InvalidHost(e.problem()))?;
         let port = match port {
             None => scheme.default_port(),
@@ -71,8 +75,17 @@ impl Target {
             None => (path_and_query, None),
         };
         let path = canonicalize_path(path).map_err(path_reason)?;
-        let query = query.map(canonicalize_query).transpose().map_err(path_reason)?;
-        Ok(Target { scheme, host, port, path, query })
+        let query = query
+            .map(canonicalize_query)
+            .transpose()
+            .map_err(path_reason)?;
+        Ok(Target {
+            scheme,
+            host,
+            port,
+            path,
+            query,
+        })
     }
 
     /// The value for the `Host` header: the canonical host, IPv6 in
@@ -192,10 +205,13 @@ mod tests {
 
     #[test]
     fn canonicalizes_path_and_keeps_query_order() {
-        let t = target("example.com", "/a/./b/../%7euser/%2fx/%2e%2E/c?z=%7e&a=%2f");
+        let t = target("example.com", "/a/./b/../%7euser/%2fx/%2E/c?z=%7e&a=%2f");
         assert_eq!(t.path, "/a/~user/%2Fx/c");
         assert_eq!(t.query.as_deref(), Some("z=~&a=%2F"));
         assert_eq!(t.path_and_query(), "/a/~user/%2Fx/c?z=~&a=%2F");
+
+        // `..` removes the whole previous segment, `%2F` and all.
+        assert_eq!(target("example.com", "/a/b%2Fc/%2e%2E/d").path, "/a/d");
     }
 
     #[test]
@@ -233,19 +249,40 @@ mod tests {
         let reason = |a: &str, p: &str| Target::parse("https", a, p).unwrap_err();
         assert_eq!(reason("a@b.com", "/"), DenyReason::Userinfo);
         assert_eq!(reason("b.com", "/x#y"), DenyReason::Fragment);
-        assert_eq!(reason("b.com", "/x\r\n"), DenyReason::ForbiddenCharacter("cr, lf or nul"));
-        assert_eq!(reason("b.com", "/a\\b"), DenyReason::ForbiddenCharacter("a backslash"));
+        assert_eq!(
+            reason("b.com", "/x\r\n"),
+            DenyReason::ForbiddenCharacter("cr, lf or nul")
+        );
+        assert_eq!(
+            reason("b.com", "/a\\b"),
+            DenyReason::ForbiddenCharacter("a backslash")
+        );
         assert_eq!(reason("b.com:0", "/"), DenyReason::InvalidPort);
-        assert_eq!(reason("b.com", "x"), DenyReason::InvalidUrl("path does not start with \"/\""));
-        assert_eq!(reason("b.com", "/%zz"), DenyReason::InvalidUrl("invalid percent escape"));
+        assert_eq!(
+            reason("b.com", "x"),
+            DenyReason::InvalidUrl("path does not start with \"/\"")
+        );
+        assert_eq!(
+            reason("b.com", "/%zz"),
+            DenyReason::InvalidUrl("invalid percent escape")
+        );
         let long = format!("/{}", "a".repeat(MAX_PATH_AND_QUERY));
-        assert_eq!(reason("b.com", &long), DenyReason::InvalidUrl("path and query longer than 16 KiB"));
+        assert_eq!(
+            reason("b.com", &long),
+            DenyReason::InvalidUrl("path and query longer than 16 KiB")
+        );
         assert!(matches!(reason("0x7f.1", "/"), DenyReason::InvalidHost(_)));
     }
 
     #[test]
     fn ambiguous_segments_are_detected() {
-        for path in ["/a/..%2Fb", "/a/%252e%252e/b", "/a/..;/b", "/a/x%5C..%5Cy", "/%25252e%25252e"] {
+        for path in [
+            "/a/..%2Fb",
+            "/a/%252e%252e/b",
+            "/a/..;/b",
+            "/a/x%5C..%5Cy",
+            "/%25252e%25252e",
+        ] {
             assert!(is_ambiguous_path(path), "{path} should be ambiguous");
         }
         for path in ["/a/b%2Fc", "/a/...", "/a/.b", "/a/b;c", "/a/%25", "/a/x..y"] {

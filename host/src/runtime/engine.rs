@@ -13,7 +13,6 @@ pub const MAX_WASM_STACK: usize = 512 * 1024;
 
 pub(super) fn new_engine() -> wasmtime::Result<Engine> {
     let mut config = Config::new();
-    config.async_support(true);
     config.epoch_interruption(true);
     config.max_wasm_stack(MAX_WASM_STACK);
     // FIXME(#7): pooling instance allocator and an on-disk compile cache.

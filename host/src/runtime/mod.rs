@@ -316,7 +316,6 @@ impl Host {
             })?;
             let mut results = vec![Val::Bool(false); def.result_count()];
             func.call_async(&mut store, params, &mut results).await.map_err(trap)?;
-            func.post_return_async(&mut store).await.map_err(trap)?;
             Ok(results)
         };
         match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), work).await {

@@ -141,10 +141,16 @@ impl Walk<'_> {
     fn ty(&mut self, ty: &Type) -> Result<(), Unsupported> {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
-            return Err(self.fail(format!("{} (more than {MAX_NODES} nested types)", self.name(ty))));
+            return Err(self.fail(format!(
+                "{} (more than {MAX_NODES} nested types)",
+                self.name(ty)
+            )));
         }
         if self.path.len() > MAX_DEPTH {
-            return Err(self.fail(format!("{} (nested more than {MAX_DEPTH} deep)", self.name(ty))));
+            return Err(self.fail(format!(
+                "{} (nested more than {MAX_DEPTH} deep)",
+                self.name(ty)
+            )));
         }
         let id = match ty {
             Type::ErrorContext => return Err(self.fail(self.name(ty))),
@@ -230,8 +236,11 @@ mod tests {
 
     #[test]
     fn resource_inside_a_record_is_located_by_field() {
-        let err = check_param("resource blob; record req { url: string, body: own<blob> }", "req")
-            .unwrap_err();
+        let err = check_param(
+            "resource blob; record req { url: string, body: own<blob> }",
+            "req",
+        )
+        .unwrap_err();
         assert_eq!(err.location, "parameter \"p\", field \"body\"");
         assert_eq!(err.ty, "own<blob>");
     }
@@ -243,24 +252,60 @@ mod tests {
             ("", "future<u8>", "parameter \"p\"", "future<u8>"),
             ("", "stream", "parameter \"p\"", "stream"),
             ("", "error-context", "parameter \"p\"", "error-context"),
-            ("", "list<option<option<u8>>>", "parameter \"p\", list item", "option<option<u8>>"),
-            ("type o = option<string>;", "option<o>", "parameter \"p\"", "option<o>"),
-            ("", "result<_, map<string, u8>>", "parameter \"p\", err", "map<string, u8>"),
-            ("variant v { a(tuple<u8, stream<u8>>) }", "v", "parameter \"p\", case \"a\", tuple item 1", "stream<u8>"),
+            (
+                "",
+                "list<option<option<u8>>>",
+                "parameter \"p\", list item",
+                "option<option<u8>>",
+            ),
+            (
+                "type o = option<string>;",
+                "option<o>",
+                "parameter \"p\"",
+                "option<o>",
+            ),
+            (
+                "",
+                "result<_, map<string, u8>>",
+                "parameter \"p\", err",
+                "map<string, u8>",
+            ),
+            (
+                "variant v { a(tuple<u8, stream<u8>>) }",
+                "v",
+                "parameter \"p\", case \"a\", tuple item 1",
+                "stream<u8>",
+            ),
         ] {
             let err = check_param(types, param).unwrap_err();
-            assert_eq!((err.location.as_str(), err.ty.as_str()), (location, ty), "{param}");
+            assert_eq!(
+                (err.location.as_str(), err.ty.as_str()),
+                (location, ty),
+                "{param}"
+            );
         }
     }
 
     #[test]
     fn every_type_with_json_form_is_accepted() {
         let types = "record r { a: option<u8>, b: list<tuple<s64, f32>> }
-            variant v { none, some(r) } enum e { x, y } flags f { p, q }
+            variant v { none, some(r) } enum e { x, y } flags fl { p, q }
             type alias = list<u8, 4>;";
         for param in [
-            "bool", "s8", "u64", "f64", "char", "string", "r", "v", "e", "f", "alias",
-            "option<list<option<u8>>>", "result<option<string>, e>", "result",
+            "bool",
+            "s8",
+            "u64",
+            "f64",
+            "char",
+            "string",
+            "r",
+            "v",
+            "e",
+            "fl",
+            "alias",
+            "option<list<option<u8>>>",
+            "result<option<string>, e>",
+            "result",
         ] {
             assert_eq!(check_param(types, param), Ok(()), "{param}");
         }
@@ -268,7 +313,11 @@ mod tests {
 
     #[test]
     fn types_nested_too_deep_are_refused() {
-        let deep = format!("{}u8{}", "list<".repeat(MAX_DEPTH + 1), ">".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "{}u8{}",
+            "list<".repeat(MAX_DEPTH + 1),
+            ">".repeat(MAX_DEPTH + 1)
+        );
         let err = check_param("", &deep).unwrap_err();
         assert!(err.ty.contains("nested more than 64 deep"), "{}", err.ty);
     }
@@ -281,6 +330,10 @@ mod tests {
             types += &format!(" record t{i} {{ a: t{}, b: t{} }}", i - 1, i - 1);
         }
         let err = check_param(&types, "t13").unwrap_err();
-        assert!(err.ty.contains("more than 10000 nested types"), "{}", err.ty);
+        assert!(
+            err.ty.contains("more than 10000 nested types"),
+            "{}",
+            err.ty
+        );
     }
 }

@@ -31,7 +31,7 @@
 //! | `result<T, E>` | `{"ok": T}` or `{"err": E}` (`null` when absent) | `oneOf` of both objects |
 //!
 //! Integers are refused when out of range or not whole (`1.5`); a whole number
-//! written with a fraction (`5.0`) is accepted up to 2^53, beyond which only
+//! written with a fraction (`5.0`) is accepted below 2^53, beyond which only
 //! exact integer literals are. `f32` values beyond its finite range are
 //! refused. On output a NaN or infinite float becomes `null`, and output
 //! schemas allow `null` for floats accordingly.
@@ -47,7 +47,7 @@
 //!
 //! Types with no JSON form are refused when the component is described, not
 //! when it is called: resources (`own`, `borrow`), `future`, `stream`,
-//! `error-context`, `map` (not enabled in the runtime) and `option<option<T>>`
+//! `error-context`, `map` (off by default in wasmtime) and `option<option<T>>`
 //! (whose `none` and `some(none)` would both be `null`). So are async
 //! functions and resource functions.
 //!
@@ -142,7 +142,7 @@ pub enum ToolsError {
     #[error("two exported functions would both be named {0:?}")]
     DuplicateName(String),
     /// The documentation section or package could not be used.
-    #[error("tool documentation could not be decoded: {0}")]
+    #[error("tool documentation: {0}")]
     Docs(String),
 }
 
