@@ -26,15 +26,24 @@ fn main() {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET");
-    let status = cargo.status().expect("running cargo for the guest examples");
-    assert!(status.success(), "building guest-examples for wasm32-wasip2 failed");
+    let status = cargo
+        .status()
+        .expect("running cargo for the guest examples");
+    assert!(
+        status.success(),
+        "building guest-examples for wasm32-wasip2 failed"
+    );
 
     let out = target_dir.join("wasm32-wasip2").join("release");
     let mut constants = String::new();
     for name in ["fetch"] {
         let path = out.join(format!("{name}.wasm"));
         assert!(path.exists(), "{} was not built", path.display());
-        constants.push_str(&format!("pub const {}: &str = {:?};\n", name.to_uppercase(), path.display().to_string()));
+        constants.push_str(&format!(
+            "pub const {}: &str = {:?};\n",
+            name.to_uppercase(),
+            path.display().to_string()
+        ));
     }
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("guests.rs");
     std::fs::write(dest, constants).unwrap();

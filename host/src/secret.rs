@@ -86,7 +86,13 @@ impl Secret {
         }
         let percent_lower = Zeroizing::new(lowercase_escapes(&percent_upper));
         let percent_all_lower = Zeroizing::new(lowercase_escapes(&percent_all));
-        forms.extend([percent_upper, percent_lower, percent_all, percent_all_lower, json]);
+        forms.extend([
+            percent_upper,
+            percent_lower,
+            percent_all,
+            percent_all_lower,
+            json,
+        ]);
 
         let hex_lower = Zeroizing::new(hex::encode(raw).into_bytes());
         let hex_upper = Zeroizing::new(hex::encode_upper(raw).into_bytes());
@@ -171,12 +177,15 @@ mod tests {
 
     #[test]
     fn short_or_spaced_values_are_refused() {
-        assert_eq!(Secret::new(b"short".to_vec()), Err(SecretError::TooShort(5)));
+        assert_eq!(
+            Secret::new(b"short".to_vec()),
+            Err(SecretError::TooShort(5))
+        );
         assert_eq!(
             Secret::new(b"has a space in it!!".to_vec()),
             Err(SecretError::BadByte(3))
         );
-        assert_eq!(secret("  trimmed-token-value-123\n").len(), 22);
+        assert_eq!(secret("  trimmed-token-value-123\n").len(), 23);
     }
 
     #[test]
@@ -210,7 +219,10 @@ mod tests {
             "tok%2fen%2bwith%3dodd-chars_0123456789",
             "tok\\/en+with=odd-chars_0123456789",
         ] {
-            assert!(forms.iter().any(|f| f.as_slice() == needle.as_bytes()), "{needle}");
+            assert!(
+                forms.iter().any(|f| f.as_slice() == needle.as_bytes()),
+                "{needle}"
+            );
         }
         let hex = hex::encode("tok/en+with=odd-chars_0123456789");
         assert!(forms.iter().any(|f| f.as_slice() == hex.as_bytes()));

@@ -17,29 +17,96 @@ fn canary_never_appears_in_output_logs_audit_or_vault() {
         out
     };
 
-    run("vault put", &["vault", "put", "--user", "alice", "--connection", "demo"], Some(&token));
+    run(
+        "vault put",
+        &["vault", "put", "--user", "alice", "--connection", "demo"],
+        Some(&token),
+    );
     run("vault list", &["vault", "list"], None);
     let calls = [
-        ("bearer", "alice", json!({ "url": format!("{}/bearer", fx.upstream) })),
-        ("headers", "alice", json!({ "url": format!("{}/headers", fx.upstream) })),
-        ("denied", "alice", json!({ "url": format!("http://localhost:{}/headers", fx.port) })),
-        ("no link", "bob", json!({ "url": format!("{}/bearer", fx.upstream) })),
-        ("forbidden header", "alice", json!({ "url": format!("{}/headers", fx.upstream), "headers": [{ "name": "Authorization", "value": "x" }] })),
-        ("redirect", "alice", json!({ "url": format!("{}/redirect-to?url=http://localhost:{}/", fx.upstream, fx.port) })),
+        (
+            "bearer",
+            "alice",
+            json!({ "url": format!("{}/bearer", fx.upstream) }),
+        ),
+        (
+            "headers",
+            "alice",
+            json!({ "url": format!("{}/headers", fx.upstream) }),
+        ),
+        (
+            "denied",
+            "alice",
+            json!({ "url": format!("http://localhost:{}/headers", fx.port) }),
+        ),
+        (
+            "no link",
+            "bob",
+            json!({ "url": format!("{}/bearer", fx.upstream) }),
+        ),
+        (
+            "forbidden header",
+            "alice",
+            json!({ "url": format!("{}/headers", fx.upstream), "headers": [{ "name": "Authorization", "value": "x" }] }),
+        ),
+        (
+            "redirect",
+            "alice",
+            json!({ "url": format!("{}/redirect-to?url=http://localhost:{}/", fx.upstream, fx.port) }),
+        ),
     ];
     for (name, user, args) in &calls {
-        run(name, &["call", "fetch.fetch", "--user", user, "--args", &args.to_string()], None);
+        run(
+            name,
+            &[
+                "call",
+                "fetch.fetch",
+                "--user",
+                user,
+                "--args",
+                &args.to_string(),
+            ],
+            None,
+        );
     }
 
-    let bearer = String::from_utf8_lossy(&haystacks.iter().find(|(n, _)| n == "bearer stdout").unwrap().1).to_string();
-    assert!(bearer.contains("[REDACTED]") && bearer.contains("\\\"authenticated\\\": true"), "{bearer}");
-    let no_link = String::from_utf8_lossy(&haystacks.iter().find(|(n, _)| n == "no link stderr").unwrap().1).to_string();
-    assert!(no_link.contains("authorization required") && no_link.contains("\"demo\""), "{no_link}");
+    let bearer = String::from_utf8_lossy(
+        &haystacks
+            .iter()
+            .find(|(n, _)| n == "bearer stdout")
+            .unwrap()
+            .1,
+    )
+    .to_string();
+    assert!(
+        bearer.contains("[REDACTED]") && bearer.contains("\\\"authenticated\\\": true"),
+        "{bearer}"
+    );
+    let no_link = String::from_utf8_lossy(
+        &haystacks
+            .iter()
+            .find(|(n, _)| n == "no link stderr")
+            .unwrap()
+            .1,
+    )
+    .to_string();
+    assert!(
+        no_link.contains("authorization required") && no_link.contains("\"demo\""),
+        "{no_link}"
+    );
 
     let mut files = files_under(&fx.data_dir());
     files.extend(files_under(&fx.audit_dir()));
-    assert!(files.iter().any(|f| f.ends_with("vault.json")), "vault file exists");
-    assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "jsonl")), "audit file exists");
+    assert!(
+        files.iter().any(|f| f.ends_with("vault.json")),
+        "vault file exists"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "jsonl")),
+        "audit file exists"
+    );
     for f in files {
         haystacks.push((f.display().to_string(), std::fs::read(&f).unwrap()));
     }
@@ -47,6 +114,9 @@ fn canary_never_appears_in_output_logs_audit_or_vault() {
     let found = find_canary(&token, &haystacks);
     assert!(found.is_empty(), "canary found: {found:#?}");
     // The sweep must be able to see a canary where there is one.
-    let planted = vec![("planted".to_string(), format!("x{}y", hex::encode(&token)).into_bytes())];
+    let planted = vec![(
+        "planted".to_string(),
+        format!("x{}y", hex::encode(&token)).into_bytes(),
+    )];
     assert_eq!(find_canary(&token, &planted).len(), 1);
 }

@@ -61,7 +61,12 @@ allow_private = true
         }
         let config_path = dir.path().join("airlock.toml");
         std::fs::write(&config_path, config).unwrap();
-        Fixture { dir, config_path, upstream: peer.url.clone(), port: peer.port }
+        Fixture {
+            dir,
+            config_path,
+            upstream: peer.url.clone(),
+            port: peer.port,
+        }
     }
 
     pub fn config(&self) -> Config {
@@ -88,7 +93,12 @@ allow_private = true
             .unwrap();
         if let Some(input) = stdin {
             use std::io::Write as _;
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         drop(child.stdin.take());
         child.wait_with_output().unwrap()
@@ -96,8 +106,15 @@ allow_private = true
 
     /// Stores `token` for (user, connection) through the CLI.
     pub fn link(&self, user: &str, token: &str) {
-        let out = self.airlock(&["vault", "put", "--user", user, "--connection", "demo"], Some(token));
-        assert!(out.status.success(), "vault put failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.airlock(
+            &["vault", "put", "--user", user, "--connection", "demo"],
+            Some(token),
+        );
+        assert!(
+            out.status.success(),
+            "vault put failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -110,8 +127,17 @@ allow_private = true
 }
 
 /// Calls the fetch tool and returns its JSON output.
-pub async fn fetch(host: &Host, user: &str, args: serde_json::Value) -> Result<ToolOutput, CallError> {
-    let request = CallRequest { tool: "fetch.fetch".into(), user: user.into(), caller: "e2e".into(), args };
+pub async fn fetch(
+    host: &Host,
+    user: &str,
+    args: serde_json::Value,
+) -> Result<ToolOutput, CallError> {
+    let request = CallRequest {
+        tool: "fetch.fetch".into(),
+        user: user.into(),
+        caller: "e2e".into(),
+        args,
+    };
     host.call(request).await.map(|out| out.output)
 }
 
@@ -144,7 +170,8 @@ pub fn encodings(secret: &str) -> Vec<String> {
         secret.to_string(),
         hex::encode(secret),
         hex::encode_upper(secret),
-        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string(),
+        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+            .to_string(),
     ];
     // Base64 at each alignment: the stable middle of the encoding.
     for offset in 0..3 {
@@ -165,7 +192,11 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = entry.path();
-            if p.is_dir() { stack.push(p) } else { out.push(p) }
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p)
+            }
         }
     }
     out

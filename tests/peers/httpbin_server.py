@@ -5,6 +5,7 @@ standard input closes, which happens when the test process that started it
 exits for any reason.
 """
 
+import logging
 import os
 import sys
 import threading
@@ -14,6 +15,7 @@ from werkzeug.serving import make_server
 
 
 def main() -> None:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     print(server.server_port, flush=True)
 

@@ -19,28 +19,52 @@ pub struct Peer {
 
 /// The project's root directory.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The Python interpreter of the peers' virtual environment.
 pub fn python() -> PathBuf {
     let python = root().join(".peers/venv/bin/python");
-    assert!(python.exists(), "{} is missing: run scripts/peers.sh first (scripts/test.sh does)", python.display());
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/peers.sh first (scripts/test.sh does)",
+        python.display()
+    );
     python
 }
 
 /// The shared httpbin server of this test process.
 pub fn httpbin() -> &'static Peer {
     static PEER: OnceLock<Peer> = OnceLock::new();
-    PEER.get_or_init(|| start(Command::new(python()).arg(root().join("tests/peers/httpbin_server.py"))))
+    PEER.get_or_init(|| {
+        start(Command::new(python()).arg(root().join("tests/peers/httpbin_server.py")))
+    })
 }
 
 fn start(command: &mut Command) -> Peer {
-    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("starting a peer server");
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting a peer server");
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("reading the peer's port");
-    let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("peer printed {line:?} instead of its port"));
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("reading the peer's port");
+    let port: u16 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("peer printed {line:?} instead of its port"));
     let lifeline = child.stdin.take().unwrap();
-    Peer { url: format!("http://127.0.0.1:{port}"), port, _child: Mutex::new(child), _lifeline: Mutex::new(lifeline) }
+    Peer {
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        _child: Mutex::new(child),
+        _lifeline: Mutex::new(lifeline),
+    }
 }

@@ -64,7 +64,12 @@ impl Broker {
     }
 
     /// Returns `user`'s token for `connection` carrying every scope in `scopes`.
-    pub async fn token(&self, user: &str, connection: &str, scopes: &[String]) -> Result<TokenOutcome, BrokerError> {
+    pub async fn token(
+        &self,
+        user: &str,
+        connection: &str,
+        scopes: &[String],
+    ) -> Result<TokenOutcome, BrokerError> {
         let vault = self.vault.clone();
         let (u, c) = (user.to_string(), connection.to_string());
         let record = tokio::task::spawn_blocking(move || vault.get(&u, &c))
@@ -84,13 +89,23 @@ impl Broker {
             return required("not_linked", scopes.to_vec());
         };
 
-        let missing: Vec<String> = scopes.iter().filter(|s| !record.scopes.contains(s)).cloned().collect();
+        let missing: Vec<String> = scopes
+            .iter()
+            .filter(|s| !record.scopes.contains(s))
+            .cloned()
+            .collect();
         if !missing.is_empty() {
             return required("missing_scopes", missing);
         }
 
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        if record.expires_at.is_some_and(|t| t < now + EXPIRY_MARGIN.as_secs()) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        if record
+            .expires_at
+            .is_some_and(|t| t < now + EXPIRY_MARGIN.as_secs())
+        {
             // FIXME(#4): refresh with the stored refresh token instead.
             return required("expired", vec![]);
         }

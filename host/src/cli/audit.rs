@@ -38,18 +38,41 @@ pub fn run(config: &airlock::manifest::Config, command: Command) -> anyhow::Resu
     match command {
         Command::Verify => {
             let report = airlock::audit::verify(dir)?;
-            println!("{}: chain ok, {} event(s) in {} file(s), last hash {}", dir.display(), report.events, report.files, report.last_hash);
+            println!(
+                "{}: chain ok, {} event(s) in {} file(s), last hash {}",
+                dir.display(),
+                report.events,
+                report.files,
+                report.last_hash
+            );
         }
-        Command::Query { user, tool, connection, decision, since, until, json } => {
+        Command::Query {
+            user,
+            tool,
+            connection,
+            decision,
+            since,
+            until,
+            json,
+        } => {
             let decision = match decision.as_deref() {
                 None => None,
                 Some("allow") => Some(Decision::Allow),
                 Some("deny") => Some(Decision::Deny),
                 Some("authorization_required") => Some(Decision::AuthorizationRequired),
                 Some("error") => Some(Decision::Error),
-                Some(other) => bail!("--decision {other:?}: expected allow, deny, authorization_required or error"),
+                Some(other) => bail!(
+                    "--decision {other:?}: expected allow, deny, authorization_required or error"
+                ),
             };
-            let filter = Filter { user, tool, connection, decision, since, until };
+            let filter = Filter {
+                user,
+                tool,
+                connection,
+                decision,
+                since,
+                until,
+            };
             let events = airlock::audit::query(dir, &filter)?;
             if json {
                 for e in &events {

@@ -18,10 +18,16 @@ pub struct Args {
 }
 
 pub async fn run(config: &airlock::manifest::Config, args: Args) -> anyhow::Result<i32> {
-    let json: serde_json::Value = serde_json::from_str(&args.args).context("--args is not valid JSON")?;
+    let json: serde_json::Value =
+        serde_json::from_str(&args.args).context("--args is not valid JSON")?;
     let audit = super::open_audit(config)?;
     let host = Host::load(config, audit.clone())?;
-    let request = CallRequest { tool: args.tool, user: args.user, caller: "cli".into(), args: json };
+    let request = CallRequest {
+        tool: args.tool,
+        user: args.user,
+        caller: "cli".into(),
+        args: json,
+    };
     let result = host.call(request).await;
     audit.flush().context("flushing the audit log")?;
     match result {
@@ -31,12 +37,18 @@ pub async fn run(config: &airlock::manifest::Config, args: Args) -> anyhow::Resu
                 Ok(0)
             }
             ToolOutput::ToolError(value) => {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "error": value }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "error": value }))?
+                );
                 Ok(1)
             }
         },
         Err(CallError::AuthorizationRequired(required)) => {
-            eprintln!("error: authorization required: user must link connection {:?} ({})", required.connection, required.reason);
+            eprintln!(
+                "error: authorization required: user must link connection {:?} ({})",
+                required.connection, required.reason
+            );
             if let Some(url) = &required.consent_url {
                 eprintln!("consent: {url}");
             }

@@ -47,7 +47,10 @@ pub const EXIT_AUTHORIZATION_REQUIRED: i32 = 3;
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
@@ -77,7 +80,11 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<airlock::manifest::Config>
         None if default.exists() => Ok(airlock::manifest::Config::load(default)?),
         None => {
             let cwd = std::env::current_dir().context("current directory")?;
-            Ok(airlock::manifest::Config::parse("", Path::new("<embedded defaults>"), &cwd)?)
+            Ok(airlock::manifest::Config::parse(
+                "",
+                Path::new("<embedded defaults>"),
+                &cwd,
+            )?)
         }
     }
 }
@@ -89,13 +96,25 @@ fn open_audit(config: &airlock::manifest::Config) -> anyhow::Result<airlock::aud
         dir: a.dir.clone(),
         max_file_bytes: a.max_file_bytes,
         rotate_daily: a.rotate_daily,
-        on_failure: if a.continue_on_failure { airlock::audit::FailureMode::ContinueAndAlert } else { airlock::audit::FailureMode::FailCall },
+        on_failure: if a.continue_on_failure {
+            airlock::audit::FailureMode::ContinueAndAlert
+        } else {
+            airlock::audit::FailureMode::FailCall
+        },
         write_timeout: std::time::Duration::from_millis(a.write_timeout_ms),
     };
-    airlock::audit::AuditLog::open(settings).with_context(|| format!("opening audit log in {}", a.dir.display()))
+    airlock::audit::AuditLog::open(settings)
+        .with_context(|| format!("opening audit log in {}", a.dir.display()))
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG").unwrap_or_else(|_| "warn,airlock=info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+        .unwrap_or_else(|_| "warn,airlock=info".into());
+    use std::io::IsTerminal as _;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
 }

@@ -20,7 +20,11 @@ pub fn run(config: &airlock::manifest::Config, args: Args) -> anyhow::Result<i32
         println!("no tools loaded (config: {})", config.file.display());
     }
     for tool in tools {
-        println!("{}\n  {}", tool.name, tool.description.replace('\n', "\n  "));
+        println!(
+            "{}\n  {}",
+            tool.name,
+            tool.description.replace('\n', "\n  ")
+        );
         println!("  input: {}", serde_json::to_string(&tool.input_schema)?);
         if let Some(output) = &tool.output_schema {
             println!("  output: {}", serde_json::to_string(output)?);

@@ -39,27 +39,58 @@ pub enum Command {
 pub fn run(config: &airlock::manifest::Config, command: Command) -> anyhow::Result<i32> {
     let vault = LocalVault::open(&config.vault.dir, &config.vault.key)?;
     match command {
-        Command::Put { user, connection, expires_in, scopes } => {
+        Command::Put {
+            user,
+            connection,
+            expires_in,
+            scopes,
+        } => {
             if !config.connections.contains_key(&connection) {
-                bail!("no connection named {connection:?} in {}", config.file.display());
+                bail!(
+                    "no connection named {connection:?} in {}",
+                    config.file.display()
+                );
             }
             let mut input = Zeroizing::new(Vec::new());
-            std::io::stdin().read_to_end(&mut input).context("reading the token from standard input")?;
-            let token = Secret::new(input.to_vec()).context("the token read from standard input")?;
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-            let record = TokenRecord { access_token: token, refresh_token: None, expires_at: expires_in.map(|s| now + s), scopes, version: 0 };
+            std::io::stdin()
+                .read_to_end(&mut input)
+                .context("reading the token from standard input")?;
+            let token =
+                Secret::new(input.to_vec()).context("the token read from standard input")?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            let record = TokenRecord {
+                access_token: token,
+                refresh_token: None,
+                expires_at: expires_in.map(|s| now + s),
+                scopes,
+                version: 0,
+            };
             let version = vault.put(&user, &connection, record)?;
-            println!("stored token for user {user:?}, connection {connection:?} (version {version})");
+            println!(
+                "stored token for user {user:?}, connection {connection:?} (version {version})"
+            );
         }
         Command::List => {
             let records = vault.list()?;
             if records.is_empty() {
                 println!("no linked accounts in {}", vault.file().display());
             } else {
-                println!("{:<24} {:<16} {:<22} {:<8} SCOPES", "USER", "CONNECTION", "EXPIRES", "REFRESH");
+                println!(
+                    "{:<24} {:<16} {:<22} {:<8} SCOPES",
+                    "USER", "CONNECTION", "EXPIRES", "REFRESH"
+                );
                 for r in records {
                     let expires = r.expires_at.map_or("never".to_string(), format_unix);
-                    println!("{:<24} {:<16} {:<22} {:<8} {}", r.user, r.connection, expires, if r.refreshable { "yes" } else { "no" }, r.scopes.join(","));
+                    println!(
+                        "{:<24} {:<16} {:<22} {:<8} {}",
+                        r.user,
+                        r.connection,
+                        expires,
+                        if r.refreshable { "yes" } else { "no" },
+                        r.scopes.join(",")
+                    );
                 }
             }
         }
@@ -75,7 +106,9 @@ pub fn run(config: &airlock::manifest::Config, command: Command) -> anyhow::Resu
 }
 
 fn format_unix(secs: u64) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     match secs.checked_sub(now) {
         Some(left) => format!("{secs} (in {left}s)"),
         None => format!("{secs} (expired)"),

@@ -35,7 +35,10 @@ impl Redactor {
             .match_kind(MatchKind::LeftmostLongest)
             .build(forms.iter().map(|f| f.as_slice()))
             .expect("secret forms build an automaton");
-        Redactor { matcher: Arc::new(matcher), hold }
+        Redactor {
+            matcher: Arc::new(matcher),
+            hold,
+        }
     }
 
     /// Redacts a complete value; returns it and the number of replacements.
@@ -61,7 +64,8 @@ impl Redactor {
             let (clean, n) = self.redact(value.as_bytes());
             if n > 0 {
                 count += n;
-                *value = http::HeaderValue::from_bytes(&clean).unwrap_or(http::HeaderValue::from_static("[REDACTED]"));
+                *value = http::HeaderValue::from_bytes(&clean)
+                    .unwrap_or(http::HeaderValue::from_static("[REDACTED]"));
             }
         }
         count
@@ -134,10 +138,19 @@ pub struct GuardedBody<B> {
 impl<B> GuardedBody<B> {
     /// Guards `inner`. `on_end` runs once when the body ends, fails or is
     /// dropped.
-    pub fn new(inner: B, redactor: Option<Redactor>, limit: u64, idle: Duration, on_end: Box<dyn FnOnce(&BodyStats) + Send>) -> Self {
+    pub fn new(
+        inner: B,
+        redactor: Option<Redactor>,
+        limit: u64,
+        idle: Duration,
+        on_end: Box<dyn FnOnce(&BodyStats) + Send>,
+    ) -> Self {
         GuardedBody {
             inner,
-            stream: redactor.map(|redactor| Stream { redactor, held: Vec::new() }),
+            stream: redactor.map(|redactor| Stream {
+                redactor,
+                held: Vec::new(),
+            }),
             limit,
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
@@ -169,7 +182,10 @@ where
     type Data = Bytes;
     type Error = HttpError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
         loop {
             if this.done {
@@ -184,25 +200,41 @@ where
                     return Poll::Pending;
                 }
                 Poll::Ready(None) => {
-                    let tail = this.stream.as_mut().map(|s| s.finish(&this.stats.redactions));
+                    let tail = this
+                        .stream
+                        .as_mut()
+                        .map(|s| s.finish(&this.stats.redactions));
                     this.end();
-                    return Poll::Ready(tail.filter(|t| !t.is_empty()).map(|t| Ok(Frame::data(Bytes::from(t)))));
+                    return Poll::Ready(
+                        tail.filter(|t| !t.is_empty())
+                            .map(|t| Ok(Frame::data(Bytes::from(t)))),
+                    );
                 }
                 Poll::Ready(Some(Err(e))) => {
                     this.end();
                     return Poll::Ready(Some(Err(e.into())));
                 }
                 Poll::Ready(Some(Ok(frame))) => {
-                    this.timer.as_mut().reset(tokio::time::Instant::now() + this.idle);
+                    this.timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + this.idle);
                     let frame = match frame.into_data() {
                         Ok(data) => data,
-                        Err(trailers) if this.stream.is_none() => return Poll::Ready(Some(Ok(trailers))),
+                        Err(trailers) if this.stream.is_none() => {
+                            return Poll::Ready(Some(Ok(trailers)));
+                        }
                         Err(_) => continue,
                     };
-                    let total = this.stats.bytes.fetch_add(data_len(&frame), Ordering::Relaxed) + data_len(&frame);
+                    let total = this
+                        .stats
+                        .bytes
+                        .fetch_add(data_len(&frame), Ordering::Relaxed)
+                        + data_len(&frame);
                     if total > this.limit {
                         this.end();
-                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(this.limit)))));
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                            this.limit,
+                        )))));
                     }
                     let out = match this.stream.as_mut() {
                         Some(s) => Bytes::from(s.push(&frame, &this.stats.redactions)),
@@ -239,14 +271,20 @@ mod tests {
     }
 
     fn stream_through(chunks: &[&[u8]]) -> (String, u64) {
-        let mut s = Stream { redactor: redactor(), held: vec![] };
+        let mut s = Stream {
+            redactor: redactor(),
+            held: vec![],
+        };
         let count = AtomicU64::new(0);
         let mut out = Vec::new();
         for c in chunks {
             out.extend(s.push(c, &count));
         }
         out.extend(s.finish(&count));
-        (String::from_utf8(out).unwrap(), count.load(Ordering::Relaxed))
+        (
+            String::from_utf8(out).unwrap(),
+            count.load(Ordering::Relaxed),
+        )
     }
 
     #[test]
@@ -255,7 +293,10 @@ mod tests {
         for split in 0..=body.len() {
             let (a, b) = body.as_bytes().split_at(split);
             let (out, n) = stream_through(&[a, b]);
-            assert_eq!(out, "{\"Authorization\": \"Bearer [REDACTED]\"}", "split at {split}");
+            assert_eq!(
+                out, "{\"Authorization\": \"Bearer [REDACTED]\"}",
+                "split at {split}"
+            );
             assert_eq!(n, 1);
         }
     }
@@ -264,7 +305,10 @@ mod tests {
     fn byte_at_a_time_stream_is_redacted() {
         let body = format!("x{TOKEN}y{TOKEN}z");
         let chunks: Vec<&[u8]> = body.as_bytes().chunks(1).collect();
-        assert_eq!(stream_through(&chunks), ("x[REDACTED]y[REDACTED]z".into(), 2));
+        assert_eq!(
+            stream_through(&chunks),
+            ("x[REDACTED]y[REDACTED]z".into(), 2)
+        );
     }
 
     #[test]
@@ -281,6 +325,9 @@ mod tests {
     #[test]
     fn unrelated_text_is_untouched() {
         let text = b"nothing to see here, canary-tok but not the rest";
-        assert_eq!(stream_through(&[text]), (String::from_utf8(text.to_vec()).unwrap(), 0));
+        assert_eq!(
+            stream_through(&[text]),
+            (String::from_utf8(text.to_vec()).unwrap(), 0)
+        );
     }
 }

@@ -41,8 +41,19 @@ pub struct Egress {
 
 impl Egress {
     /// Builds the shared state.
-    pub fn new(broker: Broker, resolver: Resolver, audit: AuditLog, connections: BTreeMap<String, ConnectionConfig>) -> Egress {
-        Egress { broker, resolver, audit, connections, tls: send::tls_config() }
+    pub fn new(
+        broker: Broker,
+        resolver: Resolver,
+        audit: AuditLog,
+        connections: BTreeMap<String, ConnectionConfig>,
+    ) -> Egress {
+        Egress {
+            broker,
+            resolver,
+            audit,
+            connections,
+            tls: send::tls_config(),
+        }
     }
 }
 
@@ -79,13 +90,30 @@ pub struct CallContext {
 
 impl CallContext {
     /// A fresh context for one call.
-    pub fn new(egress: Arc<Egress>, tool: Arc<ToolEgress>, user: String, caller: String, call_id: String) -> CallContext {
-        CallContext { egress, tool, user, caller, call_id, requests: AtomicU32::new(0), auth_required: Mutex::new(None) }
+    pub fn new(
+        egress: Arc<Egress>,
+        tool: Arc<ToolEgress>,
+        user: String,
+        caller: String,
+        call_id: String,
+    ) -> CallContext {
+        CallContext {
+            egress,
+            tool,
+            user,
+            caller,
+            call_id,
+            requests: AtomicU32::new(0),
+            auth_required: Mutex::new(None),
+        }
     }
 
     /// The first authorization-required outcome a request of this call hit.
     pub fn take_authorization_required(&self) -> Option<AuthorizationRequired> {
-        self.auth_required.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.auth_required
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Number of outbound requests the call attempted.
@@ -94,7 +122,14 @@ impl CallContext {
     }
 
     fn event(&self, target: Option<&Target>, method: &str) -> Event {
-        let mut e = Event::new(EventKind::Request, &self.call_id, &self.user, &self.caller, &self.tool.tool, &self.tool.component);
+        let mut e = Event::new(
+            EventKind::Request,
+            &self.call_id,
+            &self.user,
+            &self.caller,
+            &self.tool.tool,
+            &self.tool.component,
+        );
         e.method = Some(method.to_string());
         match target {
             Some(t) => {
@@ -111,7 +146,13 @@ impl CallContext {
     }
 
     /// Records a denial and returns the error the guest sees.
-    fn deny(&self, target: Option<&Target>, method: &str, reason: &DenyReason, hint: &str) -> HttpError {
+    fn deny(
+        &self,
+        target: Option<&Target>,
+        method: &str,
+        reason: &DenyReason,
+        hint: &str,
+    ) -> HttpError {
         tracing::info!(
             tool = %self.tool.tool, user = %self.user, method, host = target.map(|t| t.host.to_string()).unwrap_or_default(),
             path = target.map(|t| t.redacted_path()).unwrap_or_default(), reason = reason.code(), hint,
@@ -158,21 +199,41 @@ impl WasiHttpHooks for Gate {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>> + Send> {
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                    ),
+                    HttpError,
+                >,
+            > + Send,
+    > {
         let call = self.call.clone();
         Box::new(async move { gate(call, request, options).await })
     }
 }
 
-type Sent = (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>);
+type Sent = (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+);
 
-async fn gate(call: Arc<CallContext>, request: http::Request<WasiBody>, options: Option<RequestOptions>) -> Result<Sent, HttpError> {
+async fn gate(
+    call: Arc<CallContext>,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> Result<Sent, HttpError> {
     let started = Instant::now();
     let method = request.method().as_str().to_string();
     let limits = &call.tool.limits;
 
     if call.requests.fetch_add(1, Ordering::Relaxed) >= limits.max_requests {
-        let hint = format!("raise limits.max_requests (now {}) for tool {}", limits.max_requests, call.tool.tool);
+        let hint = format!(
+            "raise limits.max_requests (now {}) for tool {}",
+            limits.max_requests, call.tool.tool
+        );
         return Err(call.deny(None, &method, &DenyReason::RequestLimit, &hint));
     }
 
@@ -182,16 +243,32 @@ async fn gate(call: Arc<CallContext>, request: http::Request<WasiBody>, options:
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let target = match Target::parse(scheme, authority, path) {
         Ok(t) => t,
-        Err(reason) => return Err(call.deny(None, &method, &reason, "the request URL is malformed or non-canonical")),
+        Err(reason) => {
+            return Err(call.deny(
+                None,
+                &method,
+                &reason,
+                "the request URL is malformed or non-canonical",
+            ));
+        }
     };
 
     let index = match call.tool.policy.decide(&method, &target) {
         Ok(i) => i,
         Err(denial) => return Err(call.deny(Some(&target), &method, &denial.reason, &denial.hint)),
     };
-    if let Some(name) = request.headers().keys().find(|n| policy::is_forbidden_header(n.as_str())) {
+    if let Some(name) = request
+        .headers()
+        .keys()
+        .find(|n| policy::is_forbidden_header(n.as_str()))
+    {
         let reason = DenyReason::ForbiddenHeader(name.as_str().to_string());
-        return Err(call.deny(Some(&target), &method, &reason, "the host sets this header itself"));
+        return Err(call.deny(
+            Some(&target),
+            &method,
+            &reason,
+            "the host sets this header itself",
+        ));
     }
     let grant = &call.tool.policy.grants()[index];
 
@@ -199,7 +276,12 @@ async fn gate(call: Arc<CallContext>, request: http::Request<WasiBody>, options:
     let mut credential = None;
     if let Some(connection) = &grant.connection {
         let scopes = &call.tool.scopes[index];
-        match call.egress.broker.token(&call.user, connection, scopes).await {
+        match call
+            .egress
+            .broker
+            .token(&call.user, connection, scopes)
+            .await
+        {
             Ok(TokenOutcome::Token(secret)) => {
                 let placement = &call.egress.connections[connection];
                 credential = Some((secret, placement.header.clone(), placement.prefix.clone()));
@@ -216,14 +298,18 @@ async fn gate(call: Arc<CallContext>, request: http::Request<WasiBody>, options:
             }
             Err(err) => {
                 tracing::error!(%err, tool = %call.tool.tool, user = %call.user, connection = %connection, "token lookup failed");
-                return Err(HttpError::InternalError(Some("credential lookup failed".into())));
+                return Err(HttpError::InternalError(Some(
+                    "credential lookup failed".into(),
+                )));
             }
         }
     }
 
     match send::send(&call, &target, grant, request, options, credential, started).await {
         Ok(sent) => Ok(sent),
-        Err(send::SendError::Denied(reason)) => Err(call.deny(Some(&target), &method, &reason, PRIVATE_HINT)),
+        Err(send::SendError::Denied(reason)) => {
+            Err(call.deny(Some(&target), &method, &reason, PRIVATE_HINT))
+        }
         Err(send::SendError::Failed { error, code }) => {
             tracing::info!(tool = %call.tool.tool, user = %call.user, host = %target.host, code, "airlock.egress.failed");
             let mut e = call.event(Some(&target), &method);

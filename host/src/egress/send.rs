@@ -44,7 +44,9 @@ impl Resolver {
             HostName::V6(ip) => Ok(vec![SocketAddr::new(IpAddr::V6(*ip), port)]),
             HostName::Domain(name) => match self.overrides.get(name) {
                 Some(ips) => Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect()),
-                None => Ok(tokio::net::lookup_host((name.as_str(), port)).await?.collect()),
+                None => Ok(tokio::net::lookup_host((name.as_str(), port))
+                    .await?
+                    .collect()),
             },
         }
     }
@@ -55,7 +57,10 @@ pub(super) enum SendError {
     /// Refused after resolution (private or metadata address).
     Denied(DenyReason),
     /// A network or protocol failure; `code` is the audit reason.
-    Failed { error: HttpError, code: &'static str },
+    Failed {
+        error: HttpError,
+        code: &'static str,
+    },
 }
 
 fn failed(error: HttpError, code: &'static str) -> SendError {
@@ -63,12 +68,16 @@ fn failed(error: HttpError, code: &'static str) -> SendError {
 }
 
 pub(super) fn tls_config() -> Arc<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Arc::new(config)
 }
@@ -91,20 +100,29 @@ pub(super) async fn send(
     let between_bytes_timeout = clamp(options.and_then(|o| o.between_bytes_timeout));
 
     // Resolve once, check every answer, and connect only to a checked one.
-    let addrs = timeout(connect_timeout, call.egress.resolver.resolve(&target.host, target.port))
-        .await
-        .map_err(|_| failed(HttpError::DnsTimeout, "dns_timeout"))?
-        .map_err(|_| failed(HttpError::DestinationNotFound, "dns_error"))?;
+    let addrs = timeout(
+        connect_timeout,
+        call.egress.resolver.resolve(&target.host, target.port),
+    )
+    .await
+    .map_err(|_| failed(HttpError::DnsTimeout, "dns_timeout"))?
+    .map_err(|_| failed(HttpError::DestinationNotFound, "dns_error"))?;
     let mut refusal = None;
-    let addr = addrs.into_iter().find(|a| match policy::check_address(a.ip(), grant.allow_private) {
-        Ok(()) => true,
-        Err(reason) => {
-            refusal.get_or_insert(reason);
-            false
-        }
-    });
+    let addr =
+        addrs.into_iter().find(
+            |a| match policy::check_address(a.ip(), grant.allow_private) {
+                Ok(()) => true,
+                Err(reason) => {
+                    refusal.get_or_insert(reason);
+                    false
+                }
+            },
+        );
     let Some(addr) = addr else {
-        return Err(refusal.map_or_else(|| failed(HttpError::DestinationNotFound, "dns_no_address"), SendError::Denied));
+        return Err(refusal.map_or_else(
+            || failed(HttpError::DestinationNotFound, "dns_no_address"),
+            SendError::Denied,
+        ));
     };
     let tcp = timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
         .await
@@ -113,23 +131,41 @@ pub(super) async fn send(
     let _ = tcp.set_nodelay(true);
 
     let (mut parts, body) = request.into_parts();
-    let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_request_bytes) {
-        return Err(failed(HttpError::HttpRequestBodySize(Some(limits.max_request_bytes)), "request_too_large"));
+        return Err(failed(
+            HttpError::HttpRequestBodySize(Some(limits.max_request_bytes)),
+            "request_too_large",
+        ));
     }
-    parts.uri = target.path_and_query().parse().map_err(|_| failed(HttpError::HttpRequestUriInvalid, "invalid_uri"))?;
+    parts.uri = target
+        .path_and_query()
+        .parse()
+        .map_err(|_| failed(HttpError::HttpRequestUriInvalid, "invalid_uri"))?;
     parts.version = http::Version::HTTP_11;
-    let host = http::HeaderValue::from_str(&target.authority()).map_err(|_| failed(HttpError::HttpRequestUriInvalid, "invalid_uri"))?;
+    let host = http::HeaderValue::from_str(&target.authority())
+        .map_err(|_| failed(HttpError::HttpRequestUriInvalid, "invalid_uri"))?;
     parts.headers.insert(http::header::HOST, host);
     let redactor = credential.map(|(secret, header, prefix)| {
-        let name = http::HeaderName::from_bytes(header.as_bytes()).expect("header names are checked when the config is read");
+        let name = http::HeaderName::from_bytes(header.as_bytes())
+            .expect("header names are checked when the config is read");
         parts.headers.insert(name, secret.header_value(&prefix));
         // The guard can only see echoes in an unencoded body.
-        parts.headers.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
+        parts.headers.insert(
+            http::header::ACCEPT_ENCODING,
+            http::HeaderValue::from_static("identity"),
+        );
         Redactor::new(&[&secret])
     });
     let bytes_out = Arc::new(AtomicU64::new(0));
-    let body = LimitedBody { inner: body, limit: limits.max_request_bytes, sent: bytes_out.clone() };
+    let body = LimitedBody {
+        inner: body,
+        limit: limits.max_request_bytes,
+        sent: bytes_out.clone(),
+    };
     let request = http::Request::from_parts(parts, body);
 
     let (response, connection) = match target.scheme {
@@ -137,8 +173,12 @@ pub(super) async fn send(
         Scheme::Https => {
             let name = match &target.host {
                 HostName::Domain(d) => rustls::pki_types::ServerName::try_from(d.clone()),
-                HostName::V4(ip) => Ok(rustls::pki_types::ServerName::IpAddress(IpAddr::V4(*ip).into())),
-                HostName::V6(ip) => Ok(rustls::pki_types::ServerName::IpAddress(IpAddr::V6(*ip).into())),
+                HostName::V4(ip) => Ok(rustls::pki_types::ServerName::IpAddress(
+                    IpAddr::V4(*ip).into(),
+                )),
+                HostName::V6(ip) => Ok(rustls::pki_types::ServerName::IpAddress(
+                    IpAddr::V6(*ip).into(),
+                )),
             }
             .map_err(|_| failed(HttpError::HttpRequestUriInvalid, "invalid_tls_name"))?;
             let connector = tokio_rustls::TlsConnector::from(call.egress.tls.clone());
@@ -154,10 +194,16 @@ pub(super) async fn send(
     let mut header_redactions = 0;
     if let Some(r) = &redactor {
         header_redactions = r.redact_headers(&mut parts.headers);
-        let encoding = parts.headers.get(http::header::CONTENT_ENCODING).map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
+        let encoding = parts
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
         if encoding.as_deref().is_some_and(|e| e != "identity") {
             // FIXME(#5): decode gzip/deflate with a size cap instead of refusing.
-            return Err(failed(HttpError::HttpResponseContentCoding(encoding), "encoded_response"));
+            return Err(failed(
+                HttpError::HttpResponseContentCoding(encoding),
+                "encoded_response",
+            ));
         }
         parts.headers.remove(http::header::CONTENT_LENGTH);
     }
@@ -174,7 +220,13 @@ pub(super) async fn send(
         event.duration_ms = Some(started.elapsed().as_millis() as u64);
         audit_call.record(event);
     });
-    let body = GuardedBody::new(incoming, redactor, limits.max_response_bytes, between_bytes_timeout, on_end);
+    let body = GuardedBody::new(
+        incoming,
+        redactor,
+        limits.max_response_bytes,
+        between_bytes_timeout,
+        on_end,
+    );
     let io = Box::new(async move {
         let _ = connection.await;
         Ok(())
@@ -182,7 +234,17 @@ pub(super) async fn send(
     Ok((http::Response::from_parts(parts, body.boxed_unsync()), io))
 }
 
-async fn exchange<I>(io: I, request: http::Request<LimitedBody>, first_byte: Duration) -> Result<(http::Response<hyper::body::Incoming>, tokio::task::JoinHandle<()>), SendError>
+async fn exchange<I>(
+    io: I,
+    request: http::Request<LimitedBody>,
+    first_byte: Duration,
+) -> Result<
+    (
+        http::Response<hyper::body::Incoming>,
+        tokio::task::JoinHandle<()>,
+    ),
+    SendError,
+>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -218,13 +280,18 @@ impl Body for LimitedBody {
     type Data = Bytes;
     type Error = HttpError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 let n = frame.data_ref().map_or(0, |d| d.len() as u64);
                 if this.sent.fetch_add(n, Ordering::Relaxed) + n > this.limit {
-                    return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(this.limit)))));
+                    return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(
+                        this.limit,
+                    )))));
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

@@ -213,7 +213,13 @@ struct RawAudit {
 
 impl Default for RawAudit {
     fn default() -> RawAudit {
-        RawAudit { dir: None, max_file_bytes: 64 << 20, rotate_daily: true, on_failure: FailurePolicy::FailCall, write_timeout_ms: 2_000 }
+        RawAudit {
+            dir: None,
+            max_file_bytes: 64 << 20,
+            rotate_daily: true,
+            on_failure: FailurePolicy::FailCall,
+            write_timeout_ms: 2_000,
+        }
     }
 }
 
@@ -280,7 +286,10 @@ impl Config {
     /// Reads and checks the config at `path`. Relative paths inside it are
     /// resolved against its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, path, base)
     }
@@ -290,18 +299,29 @@ impl Config {
     pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
         let at = |span: std::ops::Range<usize>, message: String| {
             let (line, column) = line_column(text, span.start);
-            ConfigError::Invalid { file: file.to_path_buf(), line, column, message }
+            ConfigError::Invalid {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message,
+            }
         };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| at(e.span().unwrap_or(0..0), e.message().to_string()))?;
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| at(e.span().unwrap_or(0..0), e.message().to_string()))?;
 
         let vault = match raw.vault {
-            None => VaultConfig { dir: base.join(".airlock"), key: crate::vault::KeySource::File(base.join(".airlock/vault.key")) },
+            None => VaultConfig {
+                dir: base.join(".airlock"),
+                key: crate::vault::KeySource::File(base.join(".airlock/vault.key")),
+            },
             Some(v) => {
                 let span = v.span();
                 let v = v.into_inner();
                 let dir = base.join(v.dir.as_deref().unwrap_or(".airlock"));
                 let key = match (v.key_env, v.key_file) {
-                    (Some(_), Some(_)) => return Err(at(span, "vault: set key_env or key_file, not both".into())),
+                    (Some(_), Some(_)) => {
+                        return Err(at(span, "vault: set key_env or key_file, not both".into()));
+                    }
                     (Some(var), None) => crate::vault::KeySource::Env(var),
                     (None, Some(f)) => crate::vault::KeySource::File(base.join(f)),
                     (None, None) => crate::vault::KeySource::File(dir.join("vault.key")),
@@ -314,29 +334,60 @@ impl Config {
         for (name, addrs) in raw.host.resolve {
             let mut ips = Vec::new();
             for a in addrs {
-                let ip = a.get_ref().parse().map_err(|_| at(a.span(), format!("host.resolve.{name}: {:?} is not an IP address", a.get_ref())))?;
+                let ip = a.get_ref().parse().map_err(|_| {
+                    at(
+                        a.span(),
+                        format!(
+                            "host.resolve.{name}: {:?} is not an IP address",
+                            a.get_ref()
+                        ),
+                    )
+                })?;
                 ips.push(ip);
             }
-            host.resolve.insert(name.trim_end_matches('.').to_ascii_lowercase(), ips);
+            host.resolve
+                .insert(name.trim_end_matches('.').to_ascii_lowercase(), ips);
         }
 
         let mut connections = BTreeMap::new();
         for (name, c) in raw.connections {
             check_identifier(&name).map_err(|m| at(name.span(), format!("connections: {m}")))?;
             if c.audience.is_empty() {
-                return Err(at(name.span(), format!("connections.{}: audience must list at least one origin", name.get_ref())));
+                return Err(at(
+                    name.span(),
+                    format!(
+                        "connections.{}: audience must list at least one origin",
+                        name.get_ref()
+                    ),
+                ));
             }
             let mut audience = Vec::new();
             for a in &c.audience {
-                let origin = parse_origin(a.get_ref()).map_err(|m| at(a.span(), format!("connections.{}.audience: {m}", name.get_ref())))?;
+                let origin = parse_origin(a.get_ref()).map_err(|m| {
+                    at(
+                        a.span(),
+                        format!("connections.{}.audience: {m}", name.get_ref()),
+                    )
+                })?;
                 audience.push(origin);
             }
             if http::HeaderName::from_bytes(c.header.as_bytes()).is_err() {
-                return Err(at(name.span(), format!("connections.{}.header: {:?} is not a valid header name", name.get_ref(), c.header)));
+                return Err(at(
+                    name.span(),
+                    format!(
+                        "connections.{}.header: {:?} is not a valid header name",
+                        name.get_ref(),
+                        c.header
+                    ),
+                ));
             }
             connections.insert(
                 name.into_inner(),
-                ConnectionConfig { audience, header: c.header, prefix: c.prefix },
+                ConnectionConfig {
+                    audience,
+                    header: c.header,
+                    prefix: c.prefix,
+                },
             );
         }
 
@@ -346,7 +397,13 @@ impl Config {
             let tool = name.get_ref().clone();
             let sha = t.sha256.get_ref().to_ascii_lowercase();
             if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(at(t.sha256.span(), format!("tools.{tool}.sha256: expected 64 hex digits, got {:?}", t.sha256.get_ref())));
+                return Err(at(
+                    t.sha256.span(),
+                    format!(
+                        "tools.{tool}.sha256: expected 64 hex digits, got {:?}",
+                        t.sha256.get_ref()
+                    ),
+                ));
             }
             let mut endpoints = Vec::new();
             for (i, e) in t.endpoints.into_iter().enumerate() {
@@ -355,30 +412,86 @@ impl Config {
                 let connection = match (e.connection, unauthenticated) {
                     (Some(c), false) => {
                         let Some(conn) = connections.get(c.get_ref()) else {
-                            return Err(at(c.span(), format!("{key}.connection: no connection named {:?} (known: {})", c.get_ref(), known(&connections))));
+                            return Err(at(
+                                c.span(),
+                                format!(
+                                    "{key}.connection: no connection named {:?} (known: {})",
+                                    c.get_ref(),
+                                    known(&connections)
+                                ),
+                            ));
                         };
                         if !covered_by_audience(e.url.get_ref(), conn) {
-                            return Err(at(e.url.span(), format!("{key}.url: {:?} is outside the audience of connection {:?}; its token may only go to {}", e.url.get_ref().to_string(), c.get_ref(), conn.audience.iter().map(|a| a.origin_string()).collect::<Vec<_>>().join(", "))));
+                            return Err(at(
+                                e.url.span(),
+                                format!(
+                                    "{key}.url: {:?} is outside the audience of connection {:?}; its token may only go to {}",
+                                    e.url.get_ref().to_string(),
+                                    c.get_ref(),
+                                    conn.audience
+                                        .iter()
+                                        .map(|a| a.origin_string())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                            ));
                         }
                         Some(c.into_inner())
                     }
                     (None, true) => None,
-                    (Some(c), true) => return Err(at(c.span(), format!("{key}: set connection or unauthenticated = true, not both"))),
-                    (None, false) => return Err(at(e.url.span(), format!("{key}: set connection = \"<name>\" to attach a token, or unauthenticated = true"))),
+                    (Some(c), true) => {
+                        return Err(at(
+                            c.span(),
+                            format!("{key}: set connection or unauthenticated = true, not both"),
+                        ));
+                    }
+                    (None, false) => {
+                        return Err(at(
+                            e.url.span(),
+                            format!(
+                                "{key}: set connection = \"<name>\" to attach a token, or unauthenticated = true"
+                            ),
+                        ));
+                    }
                 };
-                endpoints.push(EndpointGrant { methods: e.methods, url: e.url.into_inner(), connection, scopes: e.scopes, allow_private: e.allow_private });
+                endpoints.push(EndpointGrant {
+                    methods: e.methods,
+                    url: e.url.into_inner(),
+                    connection,
+                    scopes: e.scopes,
+                    allow_private: e.allow_private,
+                });
             }
-            tools.insert(tool, ToolConfig { source: base.join(&t.source), sha256: sha, endpoints, config: t.config, limits: t.limits });
+            tools.insert(
+                tool,
+                ToolConfig {
+                    source: base.join(&t.source),
+                    sha256: sha,
+                    endpoints,
+                    config: t.config,
+                    limits: t.limits,
+                },
+            );
         }
 
         let audit = AuditSettings {
-            dir: raw.audit.dir.map_or_else(|| vault.dir.join("audit"), |d| base.join(d)),
+            dir: raw
+                .audit
+                .dir
+                .map_or_else(|| vault.dir.join("audit"), |d| base.join(d)),
             max_file_bytes: raw.audit.max_file_bytes,
             rotate_daily: raw.audit.rotate_daily,
             continue_on_failure: raw.audit.on_failure == FailurePolicy::Continue,
             write_timeout_ms: raw.audit.write_timeout_ms,
         };
-        Ok(Config { file: file.to_path_buf(), vault, connections, tools, host, audit })
+        Ok(Config {
+            file: file.to_path_buf(),
+            vault,
+            connections,
+            tools,
+            host,
+            audit,
+        })
     }
 }
 
@@ -390,8 +503,13 @@ fn covered_by_audience(url: &UrlPattern, conn: &ConnectionConfig) -> bool {
             && a.port == url.port
             && match (&a.host, &url.host) {
                 (x, y) if x == y => true,
-                (HostPattern::Wildcard(suffix), HostPattern::Exact(super::pattern::HostName::Domain(d))) => d.ends_with(&format!(".{suffix}")),
-                (HostPattern::Wildcard(outer), HostPattern::Wildcard(inner)) => inner.ends_with(&format!(".{outer}")),
+                (
+                    HostPattern::Wildcard(suffix),
+                    HostPattern::Exact(super::pattern::HostName::Domain(d)),
+                ) => d.ends_with(&format!(".{suffix}")),
+                (HostPattern::Wildcard(outer), HostPattern::Wildcard(inner)) => {
+                    inner.ends_with(&format!(".{outer}"))
+                }
                 _ => false,
             }
     })
@@ -403,28 +521,48 @@ fn parse_origin(text: &str) -> Result<UrlPattern, String> {
     let trimmed = text.strip_suffix('/').unwrap_or(text);
     let after_scheme = trimmed.split_once("://").map_or("", |(_, rest)| rest);
     if after_scheme.contains(['/', '?', '#']) {
-        return Err(format!("{text:?} must be an origin with no path, like \"https://api.example.com\""));
+        return Err(format!(
+            "{text:?} must be an origin with no path, like \"https://api.example.com\""
+        ));
     }
-    format!("{trimmed}/**").parse::<UrlPattern>().map_err(|e| e.to_string())
+    format!("{trimmed}/**")
+        .parse::<UrlPattern>()
+        .map_err(|e| e.to_string())
 }
 
 fn check_identifier(name: &Spanned<String>) -> Result<(), String> {
     let n = name.get_ref();
-    let ok = !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(format!("name {n:?} must be 1 to 64 letters, digits, '-' or '_'")) }
+    let ok = !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "name {n:?} must be 1 to 64 letters, digits, '-' or '_'"
+        ))
+    }
 }
 
 fn known(connections: &BTreeMap<String, ConnectionConfig>) -> String {
     if connections.is_empty() {
         return "none".into();
     }
-    connections.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+    connections
+        .keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, column)
 }
 
@@ -477,21 +615,30 @@ allow_private = true
 
     #[test]
     fn bad_digest_is_located() {
-        let err = error(&GOOD.replace("0000000000000000000000000000000000000000000000000000000000000000", "abc"));
-        assert!(err.starts_with("airlock.toml:11:"), "{err}");
+        let err = error(&GOOD.replace(
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "abc",
+        ));
+        assert!(err.starts_with("airlock.toml:10:"), "{err}");
         assert!(err.contains("64 hex digits"), "{err}");
     }
 
     #[test]
     fn unknown_connection_is_located() {
         let err = error(&GOOD.replace("connection = \"demo\"", "connection = \"github\""));
-        assert!(err.starts_with("airlock.toml:16:"), "{err}");
-        assert!(err.contains("no connection named \"github\"") && err.contains("known: demo"), "{err}");
+        assert!(err.starts_with("airlock.toml:15:"), "{err}");
+        assert!(
+            err.contains("no connection named \"github\"") && err.contains("known: demo"),
+            "{err}"
+        );
     }
 
     #[test]
     fn endpoint_outside_audience_is_refused() {
-        let err = error(&GOOD.replace("url = \"http://127.0.0.1:8080/**\"", "url = \"http://127.0.0.1:9090/**\""));
+        let err = error(&GOOD.replace(
+            "url = \"http://127.0.0.1:8080/**\"",
+            "url = \"http://127.0.0.1:9090/**\"",
+        ));
         assert!(err.contains("outside the audience"), "{err}");
     }
 
@@ -503,13 +650,17 @@ allow_private = true
 
     #[test]
     fn bad_pattern_is_located() {
-        let err = error(&GOOD.replace("url = \"http://127.0.0.1:8080/**\"", "url = \"ftp://x/**\""));
-        assert!(err.starts_with("airlock.toml:14:"), "{err}");
+        let err =
+            error(&GOOD.replace("url = \"http://127.0.0.1:8080/**\"", "url = \"ftp://x/**\""));
+        assert!(err.starts_with("airlock.toml:13:"), "{err}");
     }
 
     #[test]
     fn bad_limit_type_is_located() {
-        let err = error(&GOOD.replace("[[tools.fetch.endpoints]]", "limits = { max_requests = \"many\" }\n[[tools.fetch.endpoints]]"));
+        let err = error(&GOOD.replace(
+            "[[tools.fetch.endpoints]]",
+            "limits = { max_requests = \"many\" }\n[[tools.fetch.endpoints]]",
+        ));
         assert!(err.starts_with("airlock.toml:12:"), "{err}");
     }
 }

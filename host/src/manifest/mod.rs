@@ -7,4 +7,7 @@
 pub mod config;
 pub mod pattern;
 
-pub use config::{AuditSettings, Config, ConfigError, ConnectionConfig, EndpointGrant, Limits, ToolConfig, VaultConfig};
+pub use config::{
+    AuditSettings, Config, ConfigError, ConnectionConfig, EndpointGrant, Limits, ToolConfig,
+    VaultConfig,
+};

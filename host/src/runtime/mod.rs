@@ -202,7 +202,11 @@ impl Host {
     }
 
     /// Loads every tool in `config` with an already opened vault.
-    pub fn with_vault(config: &Config, vault: Arc<LocalVault>, audit: AuditLog) -> Result<Host, LoadError> {
+    pub fn with_vault(
+        config: &Config,
+        vault: Arc<LocalVault>,
+        audit: AuditLog,
+    ) -> Result<Host, LoadError> {
         let engine = engine::new_engine().map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         state::link(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
@@ -223,7 +227,14 @@ impl Host {
             tools.insert(name.clone(), tool);
         }
         let ticker = engine::EpochTicker::start(&engine);
-        Ok(Host { engine, tools, by_name, egress, audit, _ticker: ticker })
+        Ok(Host {
+            engine,
+            tools,
+            by_name,
+            egress,
+            audit,
+            _ticker: ticker,
+        })
     }
 
     /// Every tool, sorted by name.
@@ -255,26 +266,59 @@ impl Host {
 
     /// Runs one tool for one user in a fresh instance.
     pub async fn call(&self, request: CallRequest) -> Result<CallOutput, CallError> {
-        let (tool, index) = self.by_name.get(&request.tool).cloned().ok_or_else(|| CallError::UnknownTool(request.tool.clone()))?;
+        let (tool, index) = self
+            .by_name
+            .get(&request.tool)
+            .cloned()
+            .ok_or_else(|| CallError::UnknownTool(request.tool.clone()))?;
         crate::vault::check_name("user", &request.user).map_err(CallError::InvalidUser)?;
         let def = &tool.defs[index];
-        let params = def.args_to_vals(&request.args).map_err(|source| CallError::InvalidArguments { tool: def.name.clone(), source })?;
+        let params =
+            def.args_to_vals(&request.args)
+                .map_err(|source| CallError::InvalidArguments {
+                    tool: def.name.clone(),
+                    source,
+                })?;
 
         let call_id = new_call_id();
         let started = Instant::now();
-        let mut start = Event::new(EventKind::CallStart, &call_id, &request.user, &request.caller, &def.name, &tool.egress.component);
+        let mut start = Event::new(
+            EventKind::CallStart,
+            &call_id,
+            &request.user,
+            &request.caller,
+            &def.name,
+            &tool.egress.component,
+        );
         start.decision = Some(Decision::Allow);
         self.record(start);
 
-        let call = Arc::new(CallContext::new(self.egress.clone(), tool.egress.clone(), request.user.clone(), request.caller.clone(), call_id.clone()));
+        let call = Arc::new(CallContext::new(
+            self.egress.clone(),
+            tool.egress.clone(),
+            request.user.clone(),
+            request.caller.clone(),
+            call_id.clone(),
+        ));
         let result = self.run(&tool, index, &params, call.clone()).await;
 
-        let mut end = Event::new(EventKind::CallEnd, &call_id, &request.user, &request.caller, &def.name, &tool.egress.component);
+        let mut end = Event::new(
+            EventKind::CallEnd,
+            &call_id,
+            &request.user,
+            &request.caller,
+            &def.name,
+            &tool.egress.component,
+        );
         end.duration_ms = Some(started.elapsed().as_millis() as u64);
         let outcome = match result {
             Ok(results) => match call.take_authorization_required() {
                 Some(required) => Err(CallError::AuthorizationRequired(required)),
-                None => Ok(CallOutput { output: def.output(&results), call_id: call_id.clone(), requests: call.requests() }),
+                None => Ok(CallOutput {
+                    output: def.output(&results),
+                    call_id: call_id.clone(),
+                    requests: call.requests(),
+                }),
             },
             Err(err) => Err(err),
         };
@@ -285,14 +329,22 @@ impl Host {
                 end.connection = Some(a.connection.clone());
                 (Some(Decision::AuthorizationRequired), Some(a.reason.into()))
             }
-            Err(CallError::Limit { limit, .. }) => (Some(Decision::Error), Some(format!("limit_{limit}"))),
+            Err(CallError::Limit { limit, .. }) => {
+                (Some(Decision::Error), Some(format!("limit_{limit}")))
+            }
             Err(_) => (Some(Decision::Error), Some("trap".into())),
         };
         self.record(end);
         outcome
     }
 
-    async fn run(&self, tool: &LoadedTool, index: usize, params: &[Val], call: Arc<CallContext>) -> Result<Vec<Val>, CallError> {
+    async fn run(
+        &self,
+        tool: &LoadedTool,
+        index: usize,
+        params: &[Val],
+        call: Arc<CallContext>,
+    ) -> Result<Vec<Val>, CallError> {
         let def = &tool.defs[index];
         let limits = &tool.egress.limits;
         let state = CallState::new(
@@ -310,17 +362,25 @@ impl Host {
         let trap = |e: wasmtime::Error| classify_trap(&def.name, limits, e);
         let work = async {
             let instance = tool.pre.instantiate_async(&mut store).await.map_err(trap)?;
-            let func = instance.get_func(&mut store, tool.exports[index]).ok_or_else(|| CallError::Trap {
-                tool: def.name.clone(),
-                reason: "export disappeared after instantiation".into(),
-            })?;
+            let func = instance
+                .get_func(&mut store, tool.exports[index])
+                .ok_or_else(|| CallError::Trap {
+                    tool: def.name.clone(),
+                    reason: "export disappeared after instantiation".into(),
+                })?;
             let mut results = vec![Val::Bool(false); def.result_count()];
-            func.call_async(&mut store, params, &mut results).await.map_err(trap)?;
+            func.call_async(&mut store, params, &mut results)
+                .await
+                .map_err(trap)?;
             Ok(results)
         };
         match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), work).await {
             Ok(result) => result,
-            Err(_) => Err(CallError::Limit { tool: def.name.clone(), limit: "timeout_ms", value: limits.timeout_ms }),
+            Err(_) => Err(CallError::Limit {
+                tool: def.name.clone(),
+                limit: "timeout_ms",
+                value: limits.timeout_ms,
+            }),
         }
     }
 
@@ -331,35 +391,62 @@ impl Host {
     }
 }
 
-fn load_tool(engine: &Engine, linker: &Linker<CallState>, name: &str, config: &ToolConfig) -> Result<LoadedTool, LoadError> {
-    let bytes = std::fs::read(&config.source).map_err(|source| LoadError::Read { tool: name.into(), path: config.source.clone(), source })?;
+fn load_tool(
+    engine: &Engine,
+    linker: &Linker<CallState>,
+    name: &str,
+    config: &ToolConfig,
+) -> Result<LoadedTool, LoadError> {
+    let bytes = std::fs::read(&config.source).map_err(|source| LoadError::Read {
+        tool: name.into(),
+        path: config.source.clone(),
+        source,
+    })?;
     let actual = hex::encode(sha2::Sha256::digest(&bytes));
     if actual != config.sha256 {
-        return Err(LoadError::Digest { tool: name.into(), path: config.source.clone(), expected: config.sha256.clone(), actual });
+        return Err(LoadError::Digest {
+            tool: name.into(),
+            path: config.source.clone(),
+            expected: config.sha256.clone(),
+            actual,
+        });
     }
 
-    let defs = crate::tools::describe(&bytes, name).map_err(|source| LoadError::Describe { tool: name.into(), source })?;
+    let defs = crate::tools::describe(&bytes, name).map_err(|source| LoadError::Describe {
+        tool: name.into(),
+        source,
+    })?;
     // FIXME(#7): cache compiled artifacts on disk keyed by digest and engine.
     let component = Component::from_binary(engine, &bytes).map_err(|e| LoadError::Compile {
         tool: name.into(),
         path: config.source.clone(),
         reason: format!("{e:#}"),
     })?;
-    let pre = linker.instantiate_pre(&component).map_err(|e| LoadError::Link { tool: name.into(), reason: format!("{e:#}") })?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| LoadError::Link {
+            tool: name.into(),
+            reason: format!("{e:#}"),
+        })?;
 
     let mut exports = Vec::with_capacity(defs.len());
     for def in &defs {
-        let parent = match &def.interface {
-            Some(iface) => Some(component.get_export_index(None, iface).ok_or_else(|| LoadError::Link {
+        let parent =
+            match &def.interface {
+                Some(iface) => Some(component.get_export_index(None, iface).ok_or_else(|| {
+                    LoadError::Link {
+                        tool: name.into(),
+                        reason: format!("export {iface:?} not found"),
+                    }
+                })?),
+                None => None,
+            };
+        let index = component
+            .get_export_index(parent.as_ref(), &def.function)
+            .ok_or_else(|| LoadError::Link {
                 tool: name.into(),
-                reason: format!("export {iface:?} not found"),
-            })?),
-            None => None,
-        };
-        let index = component.get_export_index(parent.as_ref(), &def.function).ok_or_else(|| LoadError::Link {
-            tool: name.into(),
-            reason: format!("function {:?} not found", def.function),
-        })?;
+                reason: format!("function {:?} not found", def.function),
+            })?;
         exports.push(index);
     }
 
@@ -367,27 +454,56 @@ fn load_tool(engine: &Engine, linker: &Linker<CallState>, name: &str, config: &T
     let grants: Vec<Grant> = config
         .endpoints
         .iter()
-        .map(|e| Grant { methods: e.methods.clone(), url: e.url.clone(), connection: e.connection.clone(), allow_private: e.allow_private })
+        .map(|e| Grant {
+            methods: e.methods.clone(),
+            url: e.url.clone(),
+            connection: e.connection.clone(),
+            allow_private: e.allow_private,
+        })
         .collect();
     let scopes = config.endpoints.iter().map(|e| e.scopes.clone()).collect();
-    let policy = Policy::new(grants).map_err(|source| LoadError::Policy { tool: name.into(), source })?;
-    let egress = Arc::new(ToolEgress { tool: name.into(), component: actual, policy, scopes, limits: config.limits.clone() });
+    let policy = Policy::new(grants).map_err(|source| LoadError::Policy {
+        tool: name.into(),
+        source,
+    })?;
+    let egress = Arc::new(ToolEgress {
+        tool: name.into(),
+        component: actual,
+        policy,
+        scopes,
+        limits: config.limits.clone(),
+    });
 
-    Ok(LoadedTool { pre, defs, exports, egress, config: Arc::new(config.config.clone()) })
+    Ok(LoadedTool {
+        pre,
+        defs,
+        exports,
+        egress,
+        config: Arc::new(config.config.clone()),
+    })
 }
 
 fn classify_trap(tool: &str, limits: &crate::manifest::Limits, err: wasmtime::Error) -> CallError {
-    let limit = |limit, value| CallError::Limit { tool: tool.into(), limit, value };
+    let limit = |limit, value| CallError::Limit {
+        tool: tool.into(),
+        limit,
+        value,
+    };
     match err.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => return limit("cpu_ms", limits.cpu_ms),
-        Some(wasmtime::Trap::StackOverflow) => return limit("wasm_stack", engine::MAX_WASM_STACK as u64),
+        Some(wasmtime::Trap::StackOverflow) => {
+            return limit("wasm_stack", engine::MAX_WASM_STACK as u64);
+        }
         _ => {}
     }
     let reason = format!("{err:#}");
     if reason.contains("forcing a memory growth failure") || reason.contains("growth failure") {
         return limit("memory_mib", limits.memory_mib);
     }
-    CallError::Trap { tool: tool.into(), reason }
+    CallError::Trap {
+        tool: tool.into(),
+        reason,
+    }
 }
 
 fn new_call_id() -> String {

@@ -24,17 +24,33 @@ pub struct CallState {
 }
 
 impl CallState {
-    pub(super) fn new(gate: Gate, memory_bytes: usize, config: Arc<BTreeMap<String, String>>, tool: Arc<str>, call_id: Arc<str>) -> CallState {
+    pub(super) fn new(
+        gate: Gate,
+        memory_bytes: usize,
+        config: Arc<BTreeMap<String, String>>,
+        tool: Arc<str>,
+        call_id: Arc<str>,
+    ) -> CallState {
         // Defaults of the builder: no environment, no arguments, no
         // preopened directories, closed stdin, output discarded, and every
         // socket address and name lookup denied.
-        let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
         CallState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             gate,
-            limits: StoreLimitsBuilder::new().memory_size(memory_bytes).instances(64).tables(64).memories(16).trap_on_grow_failure(true).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_bytes)
+                .instances(64)
+                .tables(64)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
             config,
             tool,
             call_id,
@@ -44,13 +60,20 @@ impl CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for CallState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.gate }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.gate,
+        }
     }
 }
 
@@ -60,16 +83,24 @@ pub(super) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
 
     let mut config = linker.instance("airlock:tool/config@0.1.0")?;
-    config.func_wrap("get", |store, (key,): (String,)| Ok((store.data().config.get(&key).cloned(),)))?;
+    config.func_wrap("get", |store, (key,): (String,)| {
+        Ok((store.data().config.get(&key).cloned(),))
+    })?;
     config.func_wrap("get-all", |store, ()| {
-        let all: Vec<(String, String)> = store.data().config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let all: Vec<(String, String)> = store
+            .data()
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Ok((all,))
     })?;
 
     let mut log = linker.instance("airlock:tool/log@0.1.0")?;
     log.func_new("write", |store, _ty, params, _results| {
         let state: &CallState = store.data();
-        let (Some(Val::Enum(level)), Some(Val::String(message))) = (params.first(), params.get(1)) else {
+        let (Some(Val::Enum(level)), Some(Val::String(message))) = (params.first(), params.get(1))
+        else {
             wasmtime::bail!("log.write called with unexpected arguments");
         };
         let message = truncate(message, MAX_LOG_MESSAGE);

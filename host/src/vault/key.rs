@@ -60,13 +60,15 @@ impl std::fmt::Debug for MasterKey {
 
 fn decode(text: &str) -> Result<MasterKey, String> {
     let text = text.trim();
-    let bytes = Zeroizing::new(if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        hex::decode(text).map_err(|e| e.to_string())?
-    } else {
-        STANDARD
-            .decode(text)
-            .map_err(|_| "expected 32 bytes as base64 or 64 hex digits".to_string())?
-    });
+    let bytes = Zeroizing::new(
+        if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            hex::decode(text).map_err(|e| e.to_string())?
+        } else {
+            STANDARD
+                .decode(text)
+                .map_err(|_| "expected 32 bytes as base64 or 64 hex digits".to_string())?
+        },
+    );
     let array: [u8; 32] = bytes
         .as_slice()
         .try_into()
@@ -109,13 +111,19 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
 
 #[cfg(not(unix))]
 fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
 }
 
 #[cfg(unix)]
 fn check_private(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(path).map_err(|e| e.to_string())?.permissions().mode();
+    let mode = std::fs::metadata(path)
+        .map_err(|e| e.to_string())?
+        .permissions()
+        .mode();
     if mode & 0o077 != 0 {
         return Err(format!(
             "key file mode is {:o}; it must not be readable by group or others (chmod 600)",
@@ -157,14 +165,20 @@ mod tests {
         let path = dir.path().join("vault.key");
         MasterKey::load(&KeySource::File(path.clone())).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = MasterKey::load(&KeySource::File(path)).unwrap_err().to_string();
+        let err = MasterKey::load(&KeySource::File(path))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("chmod 600"), "{err}");
     }
 
     #[test]
     fn malformed_keys_are_refused() {
         assert!(decode("not base64!").is_err());
-        assert!(decode(&STANDARD.encode([1u8; 16])).unwrap_err().contains("32 bytes"));
+        assert!(
+            decode(&STANDARD.encode([1u8; 16]))
+                .unwrap_err()
+                .contains("32 bytes")
+        );
         assert!(decode(&"ab".repeat(32)).is_ok());
     }
 }

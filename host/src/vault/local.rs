@@ -33,9 +33,15 @@ impl LocalVault {
     /// Opens (creating when absent) the vault in `dir`, with the master key
     /// from `key`.
     pub fn open(dir: &Path, key: &KeySource) -> Result<LocalVault, VaultError> {
-        std::fs::create_dir_all(dir).map_err(|source| VaultError::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| VaultError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let key = MasterKey::load(key)?;
-        Ok(LocalVault { dir: dir.to_path_buf(), key })
+        Ok(LocalVault {
+            dir: dir.to_path_buf(),
+            key,
+        })
     }
 
     /// Path of the vault file.
@@ -55,13 +61,24 @@ impl LocalVault {
 
     /// Stores `record` for (user, connection), replacing any existing one.
     /// The stored version is one more than the previous record's.
-    pub fn put(&self, user: &str, connection: &str, record: TokenRecord) -> Result<u64, VaultError> {
+    pub fn put(
+        &self,
+        user: &str,
+        connection: &str,
+        record: TokenRecord,
+    ) -> Result<u64, VaultError> {
         self.update(user, connection, None, record)
     }
 
     /// Stores `record` only if the current version is `expected`
     /// (0 meaning "no record"); otherwise returns [`VaultError::Conflict`].
-    pub fn compare_and_set(&self, user: &str, connection: &str, expected: u64, record: TokenRecord) -> Result<u64, VaultError> {
+    pub fn compare_and_set(
+        &self,
+        user: &str,
+        connection: &str,
+        expected: u64,
+        record: TokenRecord,
+    ) -> Result<u64, VaultError> {
         self.update(user, connection, Some(expected), record)
     }
 
@@ -72,7 +89,8 @@ impl LocalVault {
         let _lock = self.lock()?;
         let mut file = self.read()?;
         let before = file.records.len();
-        file.records.retain(|r| !(r.user == user && r.connection == connection));
+        file.records
+            .retain(|r| !(r.user == user && r.connection == connection));
         let removed = file.records.len() != before;
         if removed {
             self.write(&file)?;
@@ -99,15 +117,27 @@ impl LocalVault {
         Ok(infos)
     }
 
-    fn update(&self, user: &str, connection: &str, expected: Option<u64>, mut record: TokenRecord) -> Result<u64, VaultError> {
+    fn update(
+        &self,
+        user: &str,
+        connection: &str,
+        expected: Option<u64>,
+        mut record: TokenRecord,
+    ) -> Result<u64, VaultError> {
         check_name("user", user)?;
         check_name("connection", connection)?;
         let _lock = self.lock()?;
         let mut file = self.read()?;
-        let existing = file.records.iter().position(|r| r.user == user && r.connection == connection);
+        let existing = file
+            .records
+            .iter()
+            .position(|r| r.user == user && r.connection == connection);
         let current = existing.map_or(0, |i| file.records[i].version);
         if expected.is_some_and(|v| v != current) {
-            return Err(VaultError::Conflict { user: user.into(), connection: connection.into() });
+            return Err(VaultError::Conflict {
+                user: user.into(),
+                connection: connection.into(),
+            });
         }
 
         record.version = current + 1;
@@ -125,16 +155,25 @@ impl LocalVault {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(VaultFile { format: FORMAT.into(), version: FORMAT_VERSION, records: vec![] });
+                return Ok(VaultFile {
+                    format: FORMAT.into(),
+                    version: FORMAT_VERSION,
+                    records: vec![],
+                });
             }
             Err(source) => return Err(VaultError::Io { path, source }),
         };
-        let file: VaultFile = serde_json::from_str(&text)
-            .map_err(|e| VaultError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+        let file: VaultFile = serde_json::from_str(&text).map_err(|e| VaultError::Corrupt {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
         if file.format != FORMAT || file.version != FORMAT_VERSION {
             return Err(VaultError::Corrupt {
                 path,
-                detail: format!("format {:?} version {} is not {FORMAT:?} version {FORMAT_VERSION}", file.format, file.version),
+                detail: format!(
+                    "format {:?} version {} is not {FORMAT:?} version {FORMAT_VERSION}",
+                    file.format, file.version
+                ),
             });
         }
         Ok(file)
@@ -149,9 +188,13 @@ impl LocalVault {
         };
         let bytes = serde_json::to_vec_pretty(file).expect("vault records serialize");
         let mut out = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        out.write_all(&bytes).and_then(|()| out.sync_all()).map_err(io(&tmp))?;
+        out.write_all(&bytes)
+            .and_then(|()| out.sync_all())
+            .map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.dir))
     }
 
     fn lock(&self) -> Result<std::fs::File, VaultError> {
@@ -161,8 +204,12 @@ impl LocalVault {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|source| VaultError::Io { path: path.clone(), source })?;
-        file.lock_exclusive().map_err(|source| VaultError::Io { path, source })?;
+            .map_err(|source| VaultError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        file.lock_exclusive()
+            .map_err(|source| VaultError::Io { path, source })?;
         Ok(file)
     }
 }
@@ -190,10 +237,21 @@ mod tests {
     fn put_get_list_remove() {
         let dir = tempfile::tempdir().unwrap();
         let v = vault(dir.path());
-        assert_eq!(v.put("alice", "demo", record("canary-token-aaaaaaaa")).unwrap(), 1);
-        assert_eq!(v.put("alice", "demo", record("canary-token-bbbbbbbb")).unwrap(), 2);
+        assert_eq!(
+            v.put("alice", "demo", record("canary-token-aaaaaaaa"))
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            v.put("alice", "demo", record("canary-token-bbbbbbbb"))
+                .unwrap(),
+            2
+        );
         let got = v.get("alice", "demo").unwrap().unwrap();
-        assert_eq!(got.access_token, Secret::new(b"canary-token-bbbbbbbb".to_vec()).unwrap());
+        assert_eq!(
+            got.access_token,
+            Secret::new(b"canary-token-bbbbbbbb".to_vec()).unwrap()
+        );
         assert_eq!(got.version, 2);
         assert!(v.get("bob", "demo").unwrap().is_none());
         assert_eq!(v.list().unwrap().len(), 1);
@@ -206,7 +264,8 @@ mod tests {
     fn file_never_holds_the_token() {
         let dir = tempfile::tempdir().unwrap();
         let v = vault(dir.path());
-        v.put("alice", "demo", record("canary-token-plaintext")).unwrap();
+        v.put("alice", "demo", record("canary-token-plaintext"))
+            .unwrap();
         let text = std::fs::read_to_string(v.file()).unwrap();
         assert!(!text.contains("canary-token-plaintext"));
         assert!(!text.contains(&hex::encode("canary-token-plaintext")));
@@ -216,24 +275,33 @@ mod tests {
     fn compare_and_set_detects_a_concurrent_write() {
         let dir = tempfile::tempdir().unwrap();
         let v = vault(dir.path());
-        v.compare_and_set("alice", "demo", 0, record("canary-token-aaaaaaaa")).unwrap();
+        v.compare_and_set("alice", "demo", 0, record("canary-token-aaaaaaaa"))
+            .unwrap();
         let err = v.compare_and_set("alice", "demo", 0, record("canary-token-bbbbbbbb"));
         assert!(matches!(err, Err(VaultError::Conflict { .. })));
-        assert_eq!(v.compare_and_set("alice", "demo", 1, record("canary-token-cccccccc")).unwrap(), 2);
+        assert_eq!(
+            v.compare_and_set("alice", "demo", 1, record("canary-token-cccccccc"))
+                .unwrap(),
+            2
+        );
     }
 
     #[test]
     fn row_copied_to_another_user_fails_to_open() {
         let dir = tempfile::tempdir().unwrap();
         let v = vault(dir.path());
-        v.put("alice", "demo", record("canary-token-aaaaaaaa")).unwrap();
+        v.put("alice", "demo", record("canary-token-aaaaaaaa"))
+            .unwrap();
         let text = std::fs::read_to_string(v.file()).unwrap();
         let mut file: serde_json::Value = serde_json::from_str(&text).unwrap();
         let mut copy = file["records"][0].clone();
         copy["user"] = "mallory".into();
         file["records"].as_array_mut().unwrap().push(copy);
         std::fs::write(v.file(), serde_json::to_vec(&file).unwrap()).unwrap();
-        assert!(matches!(v.get("mallory", "demo"), Err(VaultError::Unseal { .. })));
+        assert!(matches!(
+            v.get("mallory", "demo"),
+            Err(VaultError::Unseal { .. })
+        ));
         assert!(v.get("alice", "demo").unwrap().is_some());
     }
 
@@ -243,14 +311,19 @@ mod tests {
         let v = vault(dir.path());
         std::fs::write(v.file(), "{not json").unwrap();
         let err = v.get("alice", "demo").unwrap_err().to_string();
-        assert!(err.contains("vault.json") && err.contains("corrupt"), "{err}");
+        assert!(
+            err.contains("vault.json") && err.contains("corrupt"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_names_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let v = vault(dir.path());
-        let err = v.put("al ice", "demo", record("canary-token-aaaaaaaa")).unwrap_err();
+        let err = v
+            .put("al ice", "demo", record("canary-token-aaaaaaaa"))
+            .unwrap_err();
         assert!(err.to_string().contains("invalid user"), "{err}");
     }
 }

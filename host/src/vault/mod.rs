@@ -76,7 +76,9 @@ pub enum VaultError {
     Key(String),
     /// A record failed authentication: wrong key, edited, or copied from
     /// another user or connection.
-    #[error("record for user {user:?} and connection {connection:?} failed to open (wrong key, or the record was altered or moved)")]
+    #[error(
+        "record for user {user:?} and connection {connection:?} failed to open (wrong key, or the record was altered or moved)"
+    )]
     Unseal {
         /// The record's user.
         user: String,
@@ -84,7 +86,9 @@ pub enum VaultError {
         connection: String,
     },
     /// A user or connection name is not acceptable.
-    #[error("invalid {what} {value:?}: expected 1 to 128 characters of letters, digits and . _ - @ +")]
+    #[error(
+        "invalid {what} {value:?}: expected 1 to 128 characters of letters, digits and . _ - @ +"
+    )]
     InvalidName {
         /// "user" or "connection".
         what: &'static str,

@@ -29,17 +29,32 @@ pub fn seal(key: &MasterKey, user: &str, connection: &str, record: &TokenRecord)
     let mut nonce = [0u8; 24];
     rand::fill(&mut nonce);
     let refreshable = record.refresh_token.is_some();
-    let aad = associated_data(user, connection, record.version, record.expires_at, &record.scopes, refreshable);
+    let aad = associated_data(
+        user,
+        connection,
+        record.version,
+        record.expires_at,
+        &record.scopes,
+        refreshable,
+    );
 
     let mut plaintext = Zeroizing::new(Vec::new());
-    record.access_token.seal_with(|access| push_field(&mut plaintext, access));
+    record
+        .access_token
+        .seal_with(|access| push_field(&mut plaintext, access));
     match &record.refresh_token {
         Some(refresh) => refresh.seal_with(|r| push_field(&mut plaintext, r)),
         None => push_field(&mut plaintext, &[]),
     }
     let cipher = XChaCha20Poly1305::new(key.bytes().into());
     let sealed = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: &plaintext,
+                aad: &aad,
+            },
+        )
         .expect("encryption with a valid key and nonce cannot fail");
 
     SealedRecord {
@@ -55,19 +70,40 @@ pub fn seal(key: &MasterKey, user: &str, connection: &str, record: &TokenRecord)
 }
 
 /// Decrypts a stored record, checking that it belongs to (user, connection).
-pub fn open(key: &MasterKey, user: &str, connection: &str, stored: &SealedRecord) -> Result<TokenRecord, VaultError> {
-    let fail = || VaultError::Unseal { user: user.to_string(), connection: connection.to_string() };
+pub fn open(
+    key: &MasterKey,
+    user: &str,
+    connection: &str,
+    stored: &SealedRecord,
+) -> Result<TokenRecord, VaultError> {
+    let fail = || VaultError::Unseal {
+        user: user.to_string(),
+        connection: connection.to_string(),
+    };
     let nonce: [u8; 24] = hex::decode(&stored.nonce)
         .ok()
         .and_then(|n| n.try_into().ok())
         .ok_or_else(fail)?;
     let sealed = hex::decode(&stored.sealed).map_err(|_| fail())?;
-    let aad = associated_data(user, connection, stored.version, stored.expires_at, &stored.scopes, stored.refreshable);
+    let aad = associated_data(
+        user,
+        connection,
+        stored.version,
+        stored.expires_at,
+        &stored.scopes,
+        stored.refreshable,
+    );
 
     let cipher = XChaCha20Poly1305::new(key.bytes().into());
     let plaintext = Zeroizing::new(
         cipher
-            .decrypt(XNonce::from_slice(&nonce), Payload { msg: &sealed, aad: &aad })
+            .decrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &sealed,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| fail())?,
     );
     let (access, rest) = take_field(&plaintext).ok_or_else(fail)?;
@@ -77,7 +113,11 @@ pub fn open(key: &MasterKey, user: &str, connection: &str, stored: &SealedRecord
     }
     Ok(TokenRecord {
         access_token: Secret::new(access.to_vec())?,
-        refresh_token: if refresh.is_empty() { None } else { Some(Secret::new(refresh.to_vec())?) },
+        refresh_token: if refresh.is_empty() {
+            None
+        } else {
+            Some(Secret::new(refresh.to_vec())?)
+        },
         expires_at: stored.expires_at,
         scopes: stored.scopes.clone(),
         version: stored.version,
@@ -86,7 +126,14 @@ pub fn open(key: &MasterKey, user: &str, connection: &str, stored: &SealedRecord
 
 /// Length-prefixed encoding of everything the ciphertext is bound to, so no
 /// two different identities can produce the same bytes.
-fn associated_data(user: &str, connection: &str, version: u64, expires_at: Option<u64>, scopes: &[String], refreshable: bool) -> Vec<u8> {
+fn associated_data(
+    user: &str,
+    connection: &str,
+    version: u64,
+    expires_at: Option<u64>,
+    scopes: &[String],
+    refreshable: bool,
+) -> Vec<u8> {
     let mut aad = Vec::with_capacity(128);
     push_field(&mut aad, AAD_TAG);
     push_field(&mut aad, user.as_bytes());
@@ -143,8 +190,14 @@ mod tests {
     fn record_moved_to_another_user_or_connection_fails() {
         let key = MasterKey::generate();
         let sealed = seal(&key, "alice", "github", &record());
-        assert!(matches!(open(&key, "bob", "github", &sealed), Err(VaultError::Unseal { .. })));
-        assert!(matches!(open(&key, "alice", "slack", &sealed), Err(VaultError::Unseal { .. })));
+        assert!(matches!(
+            open(&key, "bob", "github", &sealed),
+            Err(VaultError::Unseal { .. })
+        ));
+        assert!(matches!(
+            open(&key, "alice", "slack", &sealed),
+            Err(VaultError::Unseal { .. })
+        ));
     }
 
     #[test]
