@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 if [ ! -x .peers/venv/bin/python ]; then
   python3 -m venv .peers/venv
 fi
-.peers/venv/bin/pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
+.peers/venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
