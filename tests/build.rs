@@ -36,7 +36,7 @@ fn main() {
 
     let out = target_dir.join("wasm32-wasip2").join("release");
     let mut constants = String::new();
-    for name in ["fetch"] {
+    for name in ["echo", "fetch"] {
         let path = out.join(format!("{name}.wasm"));
         assert!(path.exists(), "{} was not built", path.display());
         constants.push_str(&format!(

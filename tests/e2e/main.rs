@@ -3,4 +3,5 @@
 
 mod canary;
 mod fetch;
+mod pool;
 mod support;

@@ -9,6 +9,7 @@
 //! why and what grant would allow it.
 
 mod guard;
+mod pool;
 mod send;
 
 pub use guard::{REDACTED, Redactor};
@@ -37,6 +38,7 @@ pub struct Egress {
     /// Connections by name.
     pub connections: BTreeMap<String, ConnectionConfig>,
     tls: Arc<rustls::ClientConfig>,
+    pool: Arc<pool::Pool<send::LimitedBody>>,
 }
 
 impl Egress {
@@ -53,7 +55,13 @@ impl Egress {
             audit,
             connections,
             tls: send::tls_config(),
+            pool: Arc::default(),
         }
+    }
+
+    /// Upstream connections open and unused, kept for reuse.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
     }
 }
 

@@ -1,7 +1,9 @@
 //! Sending an allowed request: resolve, check the addresses, connect to the
-//! checked one, attach the credential, and guard the response.
+//! checked one (or reuse an open connection to it), attach the credential,
+//! and guard the response.
 
 use super::guard::{GuardedBody, Redactor};
+use super::pool::{PoolKey, Returning};
 use super::{CallContext, Sent};
 use crate::audit::Decision;
 use crate::manifest::pattern::{HostName, Scheme};
@@ -10,6 +12,7 @@ use crate::secret::Secret;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -124,11 +127,12 @@ pub(super) async fn send(
             SendError::Denied,
         ));
     };
-    let tcp = timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| failed(HttpError::ConnectionTimeout, "connect_timeout"))?
-        .map_err(|_| failed(HttpError::ConnectionRefused, "connect_refused"))?;
-    let _ = tcp.set_nodelay(true);
+    let key = PoolKey {
+        scheme: target.scheme,
+        host: target.host.clone(),
+        port: target.port,
+        addr,
+    };
 
     let (mut parts, body) = request.into_parts();
     let declared = parts
@@ -168,29 +172,10 @@ pub(super) async fn send(
     };
     let request = http::Request::from_parts(parts, body);
 
-    let (response, connection) = match target.scheme {
-        Scheme::Http => exchange(TokioIo::new(tcp), request, first_byte_timeout).await?,
-        Scheme::Https => {
-            let name = match &target.host {
-                HostName::Domain(d) => rustls::pki_types::ServerName::try_from(d.clone()),
-                HostName::V4(ip) => Ok(rustls::pki_types::ServerName::IpAddress(
-                    IpAddr::V4(*ip).into(),
-                )),
-                HostName::V6(ip) => Ok(rustls::pki_types::ServerName::IpAddress(
-                    IpAddr::V6(*ip).into(),
-                )),
-            }
-            .map_err(|_| failed(HttpError::HttpRequestUriInvalid, "invalid_tls_name"))?;
-            let connector = tokio_rustls::TlsConnector::from(call.egress.tls.clone());
-            let tls = timeout(connect_timeout, connector.connect(name, tcp))
-                .await
-                .map_err(|_| failed(HttpError::ConnectionTimeout, "tls_timeout"))?
-                .map_err(|_| failed(HttpError::TlsProtocolError, "tls_error"))?;
-            exchange(TokioIo::new(tls), request, first_byte_timeout).await?
-        }
-    };
-
+    let (response, sender) =
+        exchange(call, &key, request, connect_timeout, first_byte_timeout).await?;
     let (mut parts, incoming) = response.into_parts();
+    let incoming = Returning::new(incoming, call.egress.pool.clone(), key, sender);
     let mut header_redactions = 0;
     if let Some(r) = &redactor {
         header_redactions = r.redact_headers(&mut parts.headers);
@@ -227,46 +212,110 @@ pub(super) async fn send(
         between_bytes_timeout,
         on_end,
     );
-    let io = Box::new(async move {
-        let _ = connection.await;
-        Ok(())
-    });
+    // The connection is driven by its own task, which outlives this
+    // response when the connection is reused; nothing is left to drive here.
+    let io = Box::new(async { Ok(()) });
     Ok((http::Response::from_parts(parts, body.boxed_unsync()), io))
 }
 
-async fn exchange<I>(
-    io: I,
-    request: http::Request<LimitedBody>,
+/// Sends `request` over an idle pooled connection for `key`, or over a new
+/// one; returns the response head and the connection's sender.
+async fn exchange(
+    call: &CallContext,
+    key: &PoolKey,
+    mut request: http::Request<LimitedBody>,
+    connect_timeout: Duration,
     first_byte: Duration,
 ) -> Result<
     (
         http::Response<hyper::body::Incoming>,
-        tokio::task::JoinHandle<()>,
+        SendRequest<LimitedBody>,
     ),
     SendError,
->
+> {
+    let response_timeout = || failed(HttpError::HttpResponseTimeout, "response_timeout");
+    let upstream_error = |err: hyper::Error| {
+        tracing::debug!(%err, "upstream request failed");
+        failed(HttpError::HttpProtocolError, "upstream_error")
+    };
+
+    while let Some(mut sender) = call.egress.pool.checkout(key) {
+        // A returned connection may still be finishing its last exchange.
+        if !matches!(timeout(connect_timeout, sender.ready()).await, Ok(Ok(()))) {
+            continue;
+        }
+        match timeout(first_byte, sender.try_send_request(request)).await {
+            Ok(Ok(response)) => return Ok((response, sender)),
+            Ok(Err(mut err)) => match err.take_message() {
+                // The upstream closed the connection before the request was
+                // written: nothing was sent, so try the next connection.
+                Some(unsent) => request = unsent,
+                None => return Err(upstream_error(err.into_error())),
+            },
+            Err(_) => return Err(response_timeout()),
+        }
+    }
+
+    let mut sender = connect(call, key, connect_timeout).await?;
+    let response = timeout(first_byte, sender.send_request(request))
+        .await
+        .map_err(|_| response_timeout())?
+        .map_err(upstream_error)?;
+    Ok((response, sender))
+}
+
+/// Opens a connection to the checked address of `key`, with TLS for
+/// `https`, and starts the task that drives it.
+async fn connect(
+    call: &CallContext,
+    key: &PoolKey,
+    connect_timeout: Duration,
+) -> Result<SendRequest<LimitedBody>, SendError> {
+    let tcp = timeout(connect_timeout, tokio::net::TcpStream::connect(key.addr))
+        .await
+        .map_err(|_| failed(HttpError::ConnectionTimeout, "connect_timeout"))?
+        .map_err(|_| failed(HttpError::ConnectionRefused, "connect_refused"))?;
+    let _ = tcp.set_nodelay(true);
+    match key.scheme {
+        Scheme::Http => handshake(TokioIo::new(tcp)).await,
+        Scheme::Https => {
+            let name = match &key.host {
+                HostName::Domain(d) => rustls::pki_types::ServerName::try_from(d.clone()),
+                HostName::V4(ip) => Ok(rustls::pki_types::ServerName::IpAddress(
+                    IpAddr::V4(*ip).into(),
+                )),
+                HostName::V6(ip) => Ok(rustls::pki_types::ServerName::IpAddress(
+                    IpAddr::V6(*ip).into(),
+                )),
+            }
+            .map_err(|_| failed(HttpError::HttpRequestUriInvalid, "invalid_tls_name"))?;
+            let connector = tokio_rustls::TlsConnector::from(call.egress.tls.clone());
+            let tls = timeout(connect_timeout, connector.connect(name, tcp))
+                .await
+                .map_err(|_| failed(HttpError::ConnectionTimeout, "tls_timeout"))?
+                .map_err(|_| failed(HttpError::TlsProtocolError, "tls_error"))?;
+            handshake(TokioIo::new(tls)).await
+        }
+    }
+}
+
+async fn handshake<I>(io: I) -> Result<SendRequest<LimitedBody>, SendError>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+    let (sender, connection) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(MAX_RESPONSE_HEAD)
         .handshake(io)
         .await
         .map_err(|_| failed(HttpError::HttpProtocolError, "handshake_failed"))?;
-    // The connection must be driven before the response body can be read.
-    let connection = tokio::spawn(async move {
+    // The connection is driven by its own task until the upstream closes it
+    // or its sender is dropped (body not read to the end, or idle too long).
+    tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::debug!(%err, "upstream connection ended with an error");
         }
     });
-    let response = timeout(first_byte, sender.send_request(request))
-        .await
-        .map_err(|_| failed(HttpError::HttpResponseTimeout, "response_timeout"))?
-        .map_err(|err| {
-            tracing::debug!(%err, "upstream request failed");
-            failed(HttpError::HttpProtocolError, "upstream_error")
-        })?;
-    Ok((response, connection))
+    Ok(sender)
 }
 
 /// The guest's request body, cut off at the request size limit.

@@ -5,8 +5,11 @@
 //! and instance, so nothing a tool keeps in memory survives into another
 //! call or reaches another user. CPU time is bounded by epoch interruption
 //! (one ticker thread per engine), wall-clock time by a timeout, and memory
-//! by a store limiter.
+//! by a store limiter. Instances come from a pooling allocator, and compiled
+//! components are kept in an on-disk cache ([`cache`]) under the data
+//! directory.
 
+pub mod cache;
 mod engine;
 mod state;
 
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store};
 
-pub use engine::EPOCH_TICK;
+pub use engine::{EPOCH_TICK, MAX_CONCURRENT_CALLS};
 
 /// A loaded set of tools, ready to be called.
 pub struct Host {
@@ -35,6 +38,7 @@ pub struct Host {
     by_name: BTreeMap<String, (Arc<LoadedTool>, usize)>,
     egress: Arc<Egress>,
     audit: AuditLog,
+    slots: engine::CallSlots,
     _ticker: engine::EpochTicker,
 }
 
@@ -207,7 +211,10 @@ impl Host {
         vault: Arc<LocalVault>,
         audit: AuditLog,
     ) -> Result<Host, LoadError> {
-        let engine = engine::new_engine().map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let max_memory_mib = config.tools.values().map(|t| t.limits.memory_mib).max();
+        let engine = engine::new_engine(max_memory_mib.unwrap_or(64))
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let cache = open_cache(&config.vault.dir.join("cache"), &engine);
         let mut linker = Linker::new(&engine);
         state::link(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let egress = Arc::new(Egress::new(
@@ -220,7 +227,13 @@ impl Host {
         let mut tools = BTreeMap::new();
         let mut by_name = BTreeMap::new();
         for (name, tool_config) in &config.tools {
-            let tool = Arc::new(load_tool(&engine, &linker, name, tool_config)?);
+            let tool = Arc::new(load_tool(
+                &engine,
+                cache.as_ref(),
+                &linker,
+                name,
+                tool_config,
+            )?);
             for (i, def) in tool.defs.iter().enumerate() {
                 by_name.insert(def.name.clone(), (tool.clone(), i));
             }
@@ -233,6 +246,7 @@ impl Host {
             by_name,
             egress,
             audit,
+            slots: engine::CallSlots::new(),
             _ticker: ticker,
         })
     }
@@ -257,6 +271,11 @@ impl Host {
     /// Number of components loaded.
     pub fn component_count(&self) -> usize {
         self.tools.len()
+    }
+
+    /// The engine every tool is compiled for and instantiated in.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The shared egress state (vault, broker, audit).
@@ -354,6 +373,7 @@ impl Host {
             def.name.as_str().into(),
             call.call_id.as_str().into(),
         );
+        let _slot = self.slots.acquire().await;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1));
@@ -391,8 +411,19 @@ impl Host {
     }
 }
 
+fn open_cache(dir: &std::path::Path, engine: &Engine) -> Option<cache::CompileCache> {
+    match cache::CompileCache::open(dir, engine) {
+        Ok(cache) => Some(cache),
+        Err(err) => {
+            tracing::warn!(%err, "airlock.runtime.cache: compiling without a cache");
+            None
+        }
+    }
+}
+
 fn load_tool(
     engine: &Engine,
+    cache: Option<&cache::CompileCache>,
     linker: &Linker<CallState>,
     name: &str,
     config: &ToolConfig,
@@ -416,8 +447,11 @@ fn load_tool(
         tool: name.into(),
         source,
     })?;
-    // FIXME(#7): cache compiled artifacts on disk keyed by digest and engine.
-    let component = Component::from_binary(engine, &bytes).map_err(|e| LoadError::Compile {
+    let component = match cache {
+        Some(cache) => cache.load(engine, &actual, &bytes).map(|(c, _)| c),
+        None => Component::from_binary(engine, &bytes),
+    };
+    let component = component.map_err(|e| LoadError::Compile {
         tool: name.into(),
         path: config.source.clone(),
         reason: format!("{e:#}"),
