@@ -93,7 +93,7 @@ impl Bench {
         for (user, expires_at) in [(USER, now + 86_400), (EXPIRED_USER, now - 10)] {
             let record = TokenRecord {
                 access_token: Secret::new(TOKEN.as_bytes().to_vec()).unwrap(),
-                refresh_token: Some(Secret::new(b"bench-refresh".to_vec()).unwrap()),
+                refresh_token: Some(Secret::new(b"bench-refresh-token-0123456789abcdef".to_vec()).unwrap()),
                 expires_at: Some(expires_at),
                 scopes: vec![],
                 version: 0,
