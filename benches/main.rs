@@ -5,7 +5,7 @@
 //! Every measurement runs in this one process against the real host, with a
 //! loopback upstream in a child process; the native baseline is measured in
 //! the same run against the same upstream. Plain timing, many iterations,
-//! nearest-rank percentiles.
+//! nearest-rank percentiles. `--only N` runs item N alone, for a profiler.
 
 mod report;
 mod scenarios;
@@ -31,13 +31,23 @@ fn main() {
         None => root.join("BENCHMARKS.md"),
     };
 
+    // `--only N` runs one item (for profiling) and writes no file.
+    let only = args.iter().position(|a| a == "--only").map(|i| {
+        args[i + 1]
+            .parse::<u8>()
+            .expect("--only takes an item number")
+    });
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("building the runtime");
-    let results = runtime.block_on(report::run(quick));
-    let text = report::markdown(&results, quick);
+    let results = runtime.block_on(report::run(quick, only));
     print!("{}", report::table(&results));
+    if only.is_some() {
+        return;
+    }
+    let text = report::markdown(&results, quick);
     std::fs::write(&out, text).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
     eprintln!("wrote {}", out.display());
 }

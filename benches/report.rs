@@ -42,147 +42,192 @@ impl Row {
     }
 }
 
-/// Runs every measurement and returns the rows.
-pub async fn run(quick: bool) -> Vec<Row> {
+/// Runs every measurement, or only item `only`, and returns the rows.
+pub async fn run(quick: bool, only: Option<u8>) -> Vec<Row> {
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
     let bench = Bench::start();
     let mut rows = Vec::new();
+
     let us = |d: Duration| d.as_secs_f64() * 1e6;
 
-    eprintln!("1/6 trivial calls");
-    let (one, two) = bench.trivial(&bench.host, sizes).await;
-    rows.push(
-        row(
+    if only.is_none_or(|o| o == 1) {
+        eprintln!("1/6 trivial calls");
+        let (one, two) = bench.trivial(&bench.host, sizes).await;
+        rows.push(
+            row(
+                "1",
+                "trivial call, fresh instance: median",
+                micros(one.p50()),
+            )
+            .target("≤ 25 µs", us(one.p50()) <= 25.0),
+        );
+        rows.push(row("1", "trivial call: p99", micros(one.p99())));
+        rows.push(row(
             "1",
-            "trivial call, fresh instance: median",
-            micros(one.p50()),
-        )
-        .target("≤ 25 µs", us(one.p50()) <= 25.0),
-    );
-    rows.push(row("1", "trivial call: p99", micros(one.p99())));
-    rows.push(row(
-        "1",
-        "trivial calls/s: 1 caller, 2 callers",
-        format!("{:.0}, {:.0}", one.rate(), two.rate()),
-    ));
-    let (quiet, _) = bench.trivial(&bench.unaudited, sizes).await;
-    rows.push(row(
-        "1",
-        "trivial call, audit log disabled: median, p99",
-        format!("{}, {}", micros(quiet.p50()), micros(quiet.p99())),
-    ));
+            "trivial calls/s: 1 caller, 2 callers",
+            format!("{:.0}, {:.0}", one.rate(), two.rate()),
+        ));
+        let (quiet, _) = bench.trivial(&bench.unaudited, sizes).await;
+        rows.push(row(
+            "1",
+            "trivial call, audit log disabled: median, p99",
+            format!("{}, {}", micros(quiet.p50()), micros(quiet.p99())),
+        ));
+    }
 
-    eprintln!("2/6 GET through fetch vs native");
-    let (a1, n1) = bench.get(1, sizes.get_c1, sizes.warmup).await;
-    let added = us(a1.p50()) - us(n1.p50());
-    rows.push(
-        row("2", "GET c=1: median", micros(a1.p50()))
-            .native(micros(n1.p50()), us(a1.p50()) / us(n1.p50())),
-    );
-    rows.push(
-        row("2", "GET c=1: p99", micros(a1.p99()))
-            .native(micros(n1.p99()), us(a1.p99()) / us(n1.p99())),
-    );
-    rows.push(
-        row(
+    if only.is_none_or(|o| o == 2) {
+        eprintln!("2/6 GET through fetch vs native");
+        let (a1, n1) = bench.get(&bench.host, 1, sizes.get_c1, sizes.warmup).await;
+        let added = us(a1.p50()) - us(n1.p50());
+        rows.push(
+            row("2", "GET c=1: median", micros(a1.p50()))
+                .native(micros(n1.p50()), us(a1.p50()) / us(n1.p50())),
+        );
+        rows.push(
+            row("2", "GET c=1: p99", micros(a1.p99()))
+                .native(micros(n1.p99()), us(a1.p99()) / us(n1.p99())),
+        );
+        rows.push(
+            row(
+                "2",
+                "GET c=1: added latency (median)",
+                format!("{added:.1} µs"),
+            )
+            .target("≤ 60 µs", added <= 60.0),
+        );
+        let (a32, n32) = bench
+            .get(&bench.host, 32, sizes.get_c32, sizes.warmup / 10 + 1)
+            .await;
+        rows.push(
+            row("2", "GET c=32: requests/s", format!("{:.0}", a32.rate()))
+                .native(format!("{:.0}", n32.rate()), a32.rate() / n32.rate())
+                .target("≥ 0.8× native", a32.rate() / n32.rate() >= 0.8),
+        );
+        rows.push(
+            row("2", "GET c=32: median latency", micros(a32.p50()))
+                .native(micros(n32.p50()), us(a32.p50()) / us(n32.p50())),
+        );
+        rows.push(
+            row("2", "GET c=32: p99 latency", micros(a32.p99()))
+                .native(micros(n32.p99()), us(a32.p99()) / us(n32.p99())),
+        );
+
+        // Where the added latency goes.
+        let denied = bench.denied(sizes.get_c1).await;
+        rows.push(row(
             "2",
-            "GET c=1: added latency (median)",
-            format!("{added:.1} µs"),
-        )
-        .target("≤ 60 µs", added <= 60.0),
-    );
-    let (a32, n32) = bench.get(32, sizes.get_c32, sizes.warmup / 10 + 1).await;
-    rows.push(
-        row("2", "GET c=32: requests/s", format!("{:.0}", a32.rate()))
-            .native(format!("{:.0}", n32.rate()), a32.rate() / n32.rate())
-            .target("≥ 0.8× native", a32.rate() / n32.rate() >= 0.8),
-    );
-    rows.push(
-        row("2", "GET c=32: median latency", micros(a32.p50()))
-            .native(micros(n32.p50()), us(a32.p50()) / us(n32.p50())),
-    );
-    rows.push(
-        row("2", "GET c=32: p99 latency", micros(a32.p99()))
-            .native(micros(n32.p99()), us(a32.p99()) / us(n32.p99())),
-    );
+            "fetch call denied by policy (instance + gate, no HTTP): median",
+            micros(denied.p50()),
+        ));
+        let redactor = bench.redactor_build(sizes.get_c1 / 10 + 1).await;
+        rows.push(row(
+            "2",
+            "redactor build, once per new token: median",
+            micros(redactor.p50()),
+        ));
 
-    eprintln!("3/6 compile vs cache hit");
-    let (compile, hit) = bench.compile_vs_hit(sizes);
-    let speedup = compile.p50().as_secs_f64() / hit.p50().as_secs_f64();
-    rows.push(row(
-        "3",
-        "fetch component: compile (median)",
-        millis(compile.p50()),
-    ));
-    rows.push(
-        row(
+        // The same with the audit log disabled, to show what it costs.
+        let (q1, m1) = bench.get(&bench.unaudited, 1, sizes.get_c1, 0).await;
+        rows.push(
+            row("2", "GET c=1, audit disabled: median", micros(q1.p50()))
+                .native(micros(m1.p50()), us(q1.p50()) / us(m1.p50())),
+        );
+        let (q32, m32) = bench.get(&bench.unaudited, 32, sizes.get_c32, 1).await;
+        rows.push(
+            row(
+                "2",
+                "GET c=32, audit disabled: requests/s",
+                format!("{:.0}", q32.rate()),
+            )
+            .native(format!("{:.0}", m32.rate()), q32.rate() / m32.rate()),
+        );
+    }
+
+    if only.is_none_or(|o| o == 3) {
+        eprintln!("3/6 compile vs cache hit");
+        let (compile, hit) = bench.compile_vs_hit(sizes);
+        let speedup = compile.p50().as_secs_f64() / hit.p50().as_secs_f64();
+        rows.push(row(
             "3",
-            "fetch component: cache hit (median)",
-            millis(hit.p50()),
-        )
-        .target("≤ 5 ms", hit.p50() <= Duration::from_millis(5)),
-    );
-    rows.push(
-        row(
-            "3",
-            "cache hit speed-up over compiling",
-            format!("{speedup:.0}×"),
-        )
-        .target("≥ 20×", speedup >= 20.0),
-    );
+            "fetch component: compile (median)",
+            millis(compile.p50()),
+        ));
+        rows.push(
+            row(
+                "3",
+                "fetch component: cache hit (median)",
+                millis(hit.p50()),
+            )
+            .target("≤ 5 ms", hit.p50() <= Duration::from_millis(5)),
+        );
+        rows.push(
+            row(
+                "3",
+                "cache hit speed-up over compiling",
+                format!("{speedup:.0}×"),
+            )
+            .target("≥ 20×", speedup >= 20.0),
+        );
+    }
 
-    eprintln!("4/6 token lookup");
-    let token = bench.token(sizes).await;
-    // FIXME(#7): the broker has no in-memory token cache on this branch yet;
-    // this measures the vault read and decryption each lookup does now.
-    rows.push(
-        row(
-            "4",
-            "token lookup, valid token: median",
-            micros(token.p50()),
-        )
-        .target("≤ 2 µs", us(token.p50()) <= 2.0),
-    );
-    rows.push(row("4", "token lookup: p99", micros(token.p99())));
+    if only.is_none_or(|o| o == 4) {
+        eprintln!("4/6 token lookup");
+        let token = bench.token(sizes).await;
+        // FIXME(#7): the broker has no in-memory token cache on this branch yet;
+        // this measures the vault read and decryption each lookup does now.
+        rows.push(
+            row(
+                "4",
+                "token lookup, valid token: median",
+                micros(token.p50()),
+            )
+            .target("≤ 2 µs", us(token.p50()) <= 2.0),
+        );
+        rows.push(row("4", "token lookup: p99", micros(token.p99())));
+    }
 
-    eprintln!("5/6 64 calls on an expired token");
-    let (expired, outcomes) = bench.expired().await;
-    // FIXME(#7): the broker cannot refresh yet, so no refresh reaches a
-    // token endpoint and every call ends in authorization-required.
-    rows.push(
-        row(
+    if only.is_none_or(|o| o == 5) {
+        eprintln!("5/6 64 calls on an expired token");
+        let (expired, outcomes) = bench.expired().await;
+        // FIXME(#7): the broker cannot refresh yet, so no refresh reaches a
+        // token endpoint and every call ends in authorization-required.
+        rows.push(
+            row(
+                "5",
+                "64 calls, expired token: refreshes at the server",
+                "0 (no refresh in the broker yet)".into(),
+            )
+            .target("exactly 1", false),
+        );
+        rows.push(row(
             "5",
-            "64 calls, expired token: refreshes at the server",
-            "0 (no refresh in the broker yet)".into(),
-        )
-        .target("exactly 1", false),
-    );
-    rows.push(row(
-        "5",
-        "64 calls, expired token: outcomes",
-        format!(
-            "{} ok, {} authorization-required, {} other",
-            outcomes.ok, outcomes.authorization_required, outcomes.other
-        ),
-    ));
-    rows.push(row(
-        "5",
-        "64 calls, expired token: p50, p99",
-        format!("{}, {}", millis(expired.p50()), millis(expired.p99())),
-    ));
+            "64 calls, expired token: outcomes",
+            format!(
+                "{} ok, {} authorization-required, {} other",
+                outcomes.ok, outcomes.authorization_required, outcomes.other
+            ),
+        ));
+        rows.push(row(
+            "5",
+            "64 calls, expired token: p50, p99",
+            format!("{}, {}", millis(expired.p50()), millis(expired.p99())),
+        ));
+    }
 
-    eprintln!("6/6 memory");
-    let (before, per_call) = bench.memory(64).await;
-    rows.push(row(
-        "6",
-        "host RSS at rest: after load, after the run",
-        format!("{}, {}", mib(bench.rss_after_load), mib(before)),
-    ));
-    rows.push(row(
-        "6",
-        "RSS per concurrent call in flight (64 calls)",
-        format!("{:.0} KiB", per_call as f64 / 1024.0),
-    ));
+    if only.is_none_or(|o| o == 6) {
+        eprintln!("6/6 memory");
+        let (before, per_call) = bench.memory(64).await;
+        rows.push(row(
+            "6",
+            "host RSS at rest: after load, after the run",
+            format!("{}, {}", mib(bench.rss_after_load), mib(before)),
+        ));
+        rows.push(row(
+            "6",
+            "RSS per concurrent call in flight (64 calls)",
+            format!("{:.0} KiB", per_call as f64 / 1024.0),
+        ));
+    }
     rows
 }
 
@@ -251,7 +296,8 @@ nearest-rank percentiles; rates are operations over wall-clock time.
 1. `echo` tool (returns its argument), called through `Host::call`: argument \
    conversion, a fresh store and instance from the pool, the call, result \
    conversion and the two audit records. Sequential, then spread over two \
-   callers.
+   callers. The same again on a host whose audit log is disabled shows what \
+   the audit records cost.
 2. The `fetch` tool doing `GET /small.json` with the user's token attached \
    (policy check, token lookup, injection, response guard, audit) against \
    hyper's pooled client sending the same GET with the same `Authorization` \
@@ -287,13 +333,18 @@ fn machine() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
     format!(
         "- CPU: {cpu}, {cores} cores available\n\
          - memory: {:.1} GiB\n\
          - kernel: Linux {}\n\
-         - compiler: {rustc}\n",
+         - compiler: {rustc}\n\
+         - load average (1, 5, 15 min) when the run ended: {}; other work on \
+         the machine shares its cores and shows in every number\n",
         mem_kb as f64 / (1 << 20) as f64,
         kernel.trim(),
+        load.join(", "),
     )
 }
 

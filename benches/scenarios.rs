@@ -93,7 +93,9 @@ impl Bench {
         for (user, expires_at) in [(USER, now + 86_400), (EXPIRED_USER, now - 10)] {
             let record = TokenRecord {
                 access_token: Secret::new(TOKEN.as_bytes().to_vec()).unwrap(),
-                refresh_token: Some(Secret::new(b"bench-refresh-token-0123456789abcdef".to_vec()).unwrap()),
+                refresh_token: Some(
+                    Secret::new(b"bench-refresh-token-0123456789abcdef".to_vec()).unwrap(),
+                ),
                 expires_at: Some(expires_at),
                 scopes: vec![],
                 version: 0,
@@ -153,13 +155,19 @@ impl Bench {
 
     /// Item 2: the same keep-alive GET through the fetch tool and through a
     /// native hyper client, at `workers` concurrent callers.
-    pub async fn get(&self, workers: usize, n: usize, warmup: usize) -> (Samples, Samples) {
+    pub async fn get(
+        &self,
+        host: &Arc<Host>,
+        workers: usize,
+        n: usize,
+        warmup: usize,
+    ) -> (Samples, Samples) {
         let native = NativeClient::new(&self.upstream.url());
         let native_op = move || {
             let native = native.clone();
             async move { native.get().await }
         };
-        let host = self.host.clone();
+        let host = host.clone();
         let request = self.fetch_call(USER, "/small.json");
         let airlock_op = move || {
             let (host, request) = (host.clone(), request.clone());
@@ -177,6 +185,36 @@ impl Bench {
         native.extend(native2);
         airlock.extend(airlock2);
         (airlock, native)
+    }
+
+    /// Item 2, attribution: a fetch call whose URL the policy denies, so
+    /// the instance and the gate run but no request goes out.
+    pub async fn denied(&self, n: usize) -> Samples {
+        // Not granted (another port): refused before any name lookup.
+        let mut request = self.fetch_call(USER, "");
+        request.args = serde_json::json!({ "url": "http://127.0.0.1:1/denied" });
+        let host = self.host.clone();
+        sequential(n, move || {
+            let (host, request) = (host.clone(), request.clone());
+            async move {
+                match host.call(request).await {
+                    Ok(out) if matches!(out.output, ToolOutput::ToolError(_)) => {}
+                    other => panic!("the denied fetch did not fail: {other:?}"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Item 2, attribution: building the redactor for one token, which the
+    /// egress gate does once per (user, connection, token).
+    pub async fn redactor_build(&self, n: usize) -> Samples {
+        let secret = Secret::new(TOKEN.as_bytes().to_vec()).unwrap();
+        sequential(n, || {
+            std::hint::black_box(airlock::egress::Redactor::new(&[&secret]));
+            async {}
+        })
+        .await
     }
 
     /// Item 3: compiling the fetch component into an empty cache, and

@@ -10,6 +10,7 @@
 
 mod guard;
 mod pool;
+mod redactors;
 mod send;
 
 pub use guard::{REDACTED, Redactor};
@@ -39,6 +40,7 @@ pub struct Egress {
     pub connections: BTreeMap<String, ConnectionConfig>,
     tls: Arc<rustls::ClientConfig>,
     pool: Arc<pool::Pool<send::LimitedBody>>,
+    redactors: redactors::Redactors,
 }
 
 impl Egress {
@@ -56,6 +58,7 @@ impl Egress {
             connections,
             tls: send::tls_config(),
             pool: Arc::default(),
+            redactors: redactors::Redactors::default(),
         }
     }
 

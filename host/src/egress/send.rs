@@ -2,7 +2,7 @@
 //! checked one (or reuse an open connection to it), attach the credential,
 //! and guard the response.
 
-use super::guard::{GuardedBody, Redactor};
+use super::guard::GuardedBody;
 use super::pool::{PoolKey, Returning};
 use super::{CallContext, Sent};
 use crate::audit::Decision;
@@ -162,7 +162,8 @@ pub(super) async fn send(
             http::header::ACCEPT_ENCODING,
             http::HeaderValue::from_static("identity"),
         );
-        Redactor::new(&[&secret])
+        let connection = grant.connection.as_deref().unwrap_or_default();
+        call.egress.redactors.get(&call.user, connection, &secret)
     });
     let bytes_out = Arc::new(AtomicU64::new(0));
     let body = LimitedBody {
