@@ -23,6 +23,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tracing::Instrument as _;
 use wasmtime_wasi_http::WasiHttpHooks;
 use wasmtime_wasi_http::{Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody};
 
@@ -253,6 +254,21 @@ async fn gate(
         }
     };
 
+    let span =
+        crate::audit::span_for_request(&method, &target.host.to_string(), &target.redacted_path());
+    decide_and_send(call, target, method, request, options, started)
+        .instrument(span)
+        .await
+}
+
+async fn decide_and_send(
+    call: Arc<CallContext>,
+    target: Target,
+    method: String,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    started: Instant,
+) -> Result<Sent, HttpError> {
     let index = match call.tool.policy.decide(&method, &target) {
         Ok(i) => i,
         Err(denial) => return Err(call.deny(Some(&target), &method, &denial.reason, &denial.hint)),

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store};
 
@@ -300,7 +301,11 @@ impl Host {
             request.caller.clone(),
             call_id.clone(),
         ));
-        let result = self.run(&tool, index, &params, call.clone()).await;
+        let span = crate::audit::span_for_call(&def.name, &request.user, &request.caller, &call_id);
+        let result = self
+            .run(&tool, index, &params, call.clone())
+            .instrument(span)
+            .await;
 
         let mut end = Event::new(
             EventKind::CallEnd,
