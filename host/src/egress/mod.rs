@@ -200,17 +200,7 @@ impl WasiHttpHooks for Gate {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<WasiBody>,
-                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-                    ),
-                    HttpError,
-                >,
-            > + Send,
-    > {
+    ) -> Box<dyn Future<Output = Result<Sent, HttpError>> + Send> {
         let call = self.call.clone();
         Box::new(async move { gate(call, request, options).await })
     }
@@ -227,8 +217,23 @@ async fn gate(
     options: Option<RequestOptions>,
 ) -> Result<Sent, HttpError> {
     let started = Instant::now();
-    let method = request.method().as_str().to_string();
     let limits = &call.tool.limits;
+    let mut request = request;
+    let method = match policy::canonical_method(request.method().as_str()) {
+        Ok(m) => m,
+        Err(reason) => {
+            let raw = request.method().as_str().to_string();
+            return Err(call.deny(
+                None,
+                &raw,
+                &reason,
+                "TRACE, TRACK and CONNECT never go out, and a method must be an HTTP token",
+            ));
+        }
+    };
+    // Send exactly the method that was matched against the grants.
+    *request.method_mut() = http::Method::from_bytes(method.as_bytes())
+        .map_err(|_| HttpError::HttpRequestMethodInvalid)?;
 
     if call.requests.fetch_add(1, Ordering::Relaxed) >= limits.max_requests {
         let hint = format!(
