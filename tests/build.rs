@@ -1,4 +1,5 @@
-//! Builds every example tool in `guest-examples/` for `wasm32-wasip2` and
+//! Builds every example tool in `guest-examples/` (the hostile-guest suite's
+//! `hostile` tool among them) for `wasm32-wasip2` and
 //! writes their paths as constants, so tests always run the current source.
 
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ fn main() {
 
     let out = target_dir.join("wasm32-wasip2").join("release");
     let mut constants = String::new();
-    for name in ["fetch"] {
+    for name in ["fetch", "hostile"] {
         let path = out.join(format!("{name}.wasm"));
         assert!(path.exists(), "{} was not built", path.display());
         constants.push_str(&format!(

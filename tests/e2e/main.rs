@@ -3,4 +3,6 @@
 
 mod canary;
 mod fetch;
+mod hostile;
 mod support;
+mod sweep;
