@@ -6,6 +6,10 @@
 //! next chunk arrives, so a copy that straddles two chunks is still found.
 //! A gzip or deflate body is decoded first (see [`super::decode`]), and
 //! trailers are redacted like headers.
+//!
+//! FIXME(#5): only the encodings of [`Secret::echo_forms`] are found. An
+//! upstream that changes the token's case, or that hands it out in pieces
+//! across responses (an echo endpoint honouring `Range`), gets it past.
 
 use super::CallContext;
 use super::decode::{Coding, DecodeError, Decoder, Unsupported};

@@ -5,6 +5,10 @@
 //! dir = ".airlock"                  # data directory, relative to this file
 //! key_env = "AIRLOCK_VAULT_KEY"     # or key_file = "..."; default: <dir>/vault.key
 //!
+//! [host]
+//! max_concurrent_calls = 64         # and max_concurrent_calls_per_user = 8
+//! wasm_stack_kib = 512              # wasm stack of every guest
+//!
 //! [connections.github]
 //! audience = ["https://api.github.com"]
 //!
@@ -12,7 +16,7 @@
 //! source = "fetch.wasm"
 //! sha256 = "<64 hex digits>"
 //! config = { user_agent = "airlock" }
-//! limits = { max_requests = 8 }
+//! limits = { max_requests = 8 }   # per call; see runtime for every key
 //!
 //! [[tools.fetch.endpoints]]
 //! url = "https://api.github.com/repos/**"
@@ -713,5 +717,35 @@ allow_private = true
             "limits = { max_requests = \"many\" }\n[[tools.fetch.endpoints]]",
         ));
         assert!(err.starts_with("airlock.toml:12:"), "{err}");
+    }
+
+    #[test]
+    fn host_limits_parse_and_default() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.host.max_concurrent_calls, 64);
+        assert_eq!(c.host.max_concurrent_calls_per_user, 8);
+        assert_eq!(c.host.wasm_stack_kib, 512);
+        let text = format!(
+            "[host]\nmax_concurrent_calls = 3\nmax_concurrent_calls_per_user = 1\nwasm_stack_kib = 128\n{GOOD}"
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.host.max_concurrent_calls, 3);
+        assert_eq!(c.host.max_concurrent_calls_per_user, 1);
+        assert_eq!(c.host.wasm_stack_kib, 128);
+    }
+
+    #[test]
+    fn host_limits_below_their_minimum_are_located() {
+        let err = error(&format!("[host]\nmax_concurrent_calls = 0\n{GOOD}"));
+        assert!(err.starts_with("airlock.toml:2:"), "{err}");
+        assert!(
+            err.contains("host.max_concurrent_calls: expected at least 1, got 0"),
+            "{err}"
+        );
+        let err = error(&format!("[host]\nwasm_stack_kib = 8\n{GOOD}"));
+        assert!(
+            err.contains("host.wasm_stack_kib: expected at least 64, got 8"),
+            "{err}"
+        );
     }
 }

@@ -17,7 +17,8 @@
 //! - `timeout_ms`: wall-clock time of the whole call.
 //! - `memory_mib` (and `table_elements`): growth past it traps.
 //! - `wasm_stack_kib`: host-wide (`[host] wasm_stack_kib`), since wasmtime
-//!   sets the stack per engine.
+//!   sets the stack per engine. FIXME(#5): per tool, which needs an engine
+//!   per stack size.
 //! - `max_requests`, `max_request_bytes`, `max_response_bytes`: broken by an
 //!   outbound request; the guest gets the `wasi:http` error, and the call
 //!   ends at its next tick of guest code or when it returns.
