@@ -14,8 +14,9 @@ pub(super) fn new_engine(max_wasm_stack: usize) -> wasmtime::Result<Engine> {
     config.epoch_interruption(true);
     config.max_wasm_stack(max_wasm_stack);
     // Async calls run on a stack of their own, which must hold the wasm
-    // stack and the host functions the guest calls.
-    config.async_stack_size(max_wasm_stack + (1 << 20));
+    // stack and the host functions the guest calls (1.5 MiB, as with
+    // wasmtime's defaults).
+    config.async_stack_size(max_wasm_stack + (3 << 19));
     // FIXME(#7): pooling instance allocator and an on-disk compile cache.
     Engine::new(&config)
 }
