@@ -182,6 +182,7 @@ allow_private = true
         ("hostile.shout", json!({ "bytes": 100000 })),
         ("hostile.trap-mid-request", get("/anything")),
         ("hostile.chatter", json!({ "lines": 3 })),
+        ("hostile.print", json!({ "bytes": 1_000_000 })),
     ];
     let mut refused = 0;
     for (i, (tool, args)) in calls.iter().enumerate() {
@@ -190,6 +191,19 @@ allow_private = true
             None,
         );
         refused += usize::from(!out.status.success());
+        // What a tool prints to stdio goes nowhere.
+        for stream in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(
+                !text.contains("PRINTED-BY-THE-TOOL"),
+                "{tool} printed through"
+            );
+        }
+        if *tool == "hostile.print" {
+            // The tool did write: 782 blocks of 1280 bytes.
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.contains("1000960"), "{stdout}");
+        }
         sweep.add(format!("{i} {tool} stdout"), out.stdout);
         sweep.add(format!("{i} {tool} stderr"), out.stderr);
     }

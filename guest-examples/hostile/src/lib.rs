@@ -51,6 +51,18 @@ impl compute::Guest for Hostile {
         "A".repeat(bytes as usize)
     }
 
+    fn print(bytes: u64) -> u64 {
+        use std::io::Write as _;
+        let line = "PRINTED-BY-THE-TOOL\n".repeat(64);
+        let mut written = 0;
+        while written < bytes {
+            let _ = std::io::stdout().write_all(line.as_bytes());
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            written += line.len() as u64;
+        }
+        written
+    }
+
     fn chatter(lines: u32) -> u32 {
         let line = "L".repeat(4096);
         for _ in 0..lines {
