@@ -254,6 +254,7 @@ async fn targets_outside_the_grant_are_denied_by_every_spelling() {
                 url.starts_with(&format!("http://{a}/anything/ok/")) && seen["method"] == "GET",
                 "{method} {scheme}://{authority}{path} reached {url}"
             );
+            eprintln!("spellings: {method} {scheme}://{authority}{path} allowed as {url}");
         } else {
             let err = match result {
                 Ok(ToolOutput::ToolError(Value::String(s))) => s,
@@ -263,6 +264,7 @@ async fn targets_outside_the_grant_are_denied_by_every_spelling() {
             denied += 1;
         }
     }
+    eprintln!("spellings: {denied} of {} denied", attempts.len());
     assert!(
         denied >= attempts.len() - 2,
         "only {denied} of {} denied",
