@@ -1,8 +1,9 @@
-//! Builds every example tool in `guest-examples/` for `wasm32-wasip2`,
-//! appends its documented WIT package as the `airlock-docs` custom section
-//! (toolchains drop doc comments; the host reads tool descriptions from this
-//! section), and writes the results' paths as constants, so tests always run
-//! the current source. The finished components are `target/guests/NAME.wasm`.
+//! Builds every example tool in `guest-examples/` (the hostile-guest suite's
+//! `hostile` tool among them) for `wasm32-wasip2`, appends its documented WIT
+//! package as the `airlock-docs` custom section (toolchains drop doc comments;
+//! the host reads tool descriptions from this section), and writes the
+//! results' paths as constants, so tests always run the current source. The
+//! finished components are `target/guests/NAME.wasm`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,7 +40,7 @@ fn main() {
 
     let built = target_dir.join("wasm32-wasip2").join("release");
     let mut constants = String::new();
-    for name in ["fetch"] {
+    for name in ["fetch", "hostile"] {
         let raw = std::fs::read(built.join(format!("{name}.wasm"))).expect("the guest was built");
         let docs = documented_package(root, &guests.join(name).join("wit"));
         let path = target_dir.join(format!("{name}.wasm"));

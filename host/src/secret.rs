@@ -70,6 +70,7 @@ impl Secret {
         let mut forms: Vec<Zeroizing<Vec<u8>>> = vec![Zeroizing::new(raw.to_vec())];
 
         let mut percent_upper = Zeroizing::new(Vec::new());
+        let mut percent_symbols = Zeroizing::new(Vec::new());
         let mut percent_all = Zeroizing::new(Vec::new());
         let mut json = Zeroizing::new(Vec::new());
         for &b in raw.iter() {
@@ -77,6 +78,12 @@ impl Secret {
                 percent_upper.push(b);
             } else {
                 percent_upper.extend_from_slice(format!("%{b:02X}").as_bytes());
+            }
+            // Encoders that escape every byte but letters and digits.
+            if b.is_ascii_alphanumeric() {
+                percent_symbols.push(b);
+            } else {
+                percent_symbols.extend_from_slice(format!("%{b:02X}").as_bytes());
             }
             percent_all.extend_from_slice(format!("%{b:02X}").as_bytes());
             match b {
@@ -86,9 +93,12 @@ impl Secret {
         }
         let percent_lower = Zeroizing::new(lowercase_escapes(&percent_upper));
         let percent_all_lower = Zeroizing::new(lowercase_escapes(&percent_all));
+        let percent_symbols_lower = Zeroizing::new(lowercase_escapes(&percent_symbols));
         forms.extend([
             percent_upper,
             percent_lower,
+            percent_symbols,
+            percent_symbols_lower,
             percent_all,
             percent_all_lower,
             json,
@@ -218,6 +228,10 @@ mod tests {
             "tok%2Fen%2Bwith%3Dodd-chars_0123456789",
             "tok%2fen%2bwith%3dodd-chars_0123456789",
             "tok\\/en+with=odd-chars_0123456789",
+            // Regression: an encoder that escapes every non-alphanumeric
+            // byte, `-` and `_` included, got the token past the guard.
+            "tok%2Fen%2Bwith%3Dodd%2Dchars%5F0123456789",
+            "tok%2fen%2bwith%3dodd%2dchars%5f0123456789",
         ] {
             assert!(
                 forms.iter().any(|f| f.as_slice() == needle.as_bytes()),

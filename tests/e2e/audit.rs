@@ -85,7 +85,10 @@ fn cli_verifies_queries_and_finds_tampering() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_calls_leave_a_valid_chain() {
-    let fx = Fixture::new();
+    // Lift the host's concurrency caps so all 1,000 calls run at once.
+    let fx = Fixture::with_endpoints(&[
+        "\n[host]\nmax_concurrent_calls = 1000\nmax_concurrent_calls_per_user = 1000\n",
+    ]);
     fx.link("alice", &canary());
     let (host, audit) = fx.host();
     let host = Arc::new(host);

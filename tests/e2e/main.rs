@@ -4,4 +4,6 @@
 mod audit;
 mod canary;
 mod fetch;
+mod hostile;
 mod support;
+mod sweep;

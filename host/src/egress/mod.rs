@@ -8,6 +8,7 @@
 //! the guest as `HTTP-request-denied` with no detail; the operator's log says
 //! why and what grant would allow it.
 
+mod decode;
 mod guard;
 mod send;
 
@@ -87,6 +88,17 @@ pub struct CallContext {
     pub call_id: String,
     requests: AtomicU32,
     auth_required: Mutex<Option<AuthorizationRequired>>,
+    tripped: Mutex<Option<Tripped>>,
+}
+
+/// A per-call limit that a request of the call broke. The runtime ends the
+/// call with an error naming it, whatever the guest does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tripped {
+    /// The limit's config key, such as `max_requests`.
+    pub limit: &'static str,
+    /// Its configured value.
+    pub value: u64,
 }
 
 impl CallContext {
@@ -106,6 +118,7 @@ impl CallContext {
             call_id,
             requests: AtomicU32::new(0),
             auth_required: Mutex::new(None),
+            tripped: Mutex::new(None),
         }
     }
 
@@ -115,6 +128,18 @@ impl CallContext {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    /// Records that `limit` (configured as `value`) was broken; the first
+    /// limit broken is the one reported.
+    pub fn trip(&self, limit: &'static str, value: u64) {
+        let mut slot = self.tripped.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(Tripped { limit, value });
+    }
+
+    /// The first limit a request of this call broke.
+    pub fn tripped(&self) -> Option<Tripped> {
+        *self.tripped.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Number of outbound requests the call attempted.
@@ -236,6 +261,7 @@ async fn gate(
         .map_err(|_| HttpError::HttpRequestMethodInvalid)?;
 
     if call.requests.fetch_add(1, Ordering::Relaxed) >= limits.max_requests {
+        call.trip("max_requests", limits.max_requests.into());
         let hint = format!(
             "raise limits.max_requests (now {}) for tool {}",
             limits.max_requests, call.tool.tool

@@ -5,6 +5,10 @@
 //! dir = ".airlock"                  # data directory, relative to this file
 //! key_env = "AIRLOCK_VAULT_KEY"     # or key_file = "..."; default: <dir>/vault.key
 //!
+//! [host]
+//! max_concurrent_calls = 64         # and max_concurrent_calls_per_user = 8
+//! wasm_stack_kib = 512              # wasm stack of every guest
+//!
 //! [connections.github]
 //! audience = ["https://api.github.com"]
 //!
@@ -12,7 +16,7 @@
 //! source = "fetch.wasm"
 //! sha256 = "<64 hex digits>"
 //! config = { user_agent = "airlock" }
-//! limits = { max_requests = 8 }
+//! limits = { max_requests = 8 }   # per call; see runtime for every key
 //!
 //! [[tools.fetch.endpoints]]
 //! url = "https://api.github.com/repos/**"
@@ -70,11 +74,29 @@ pub struct VaultConfig {
 }
 
 /// Host-wide settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HostConfig {
     /// Fixed answers for name resolution, used instead of the system
     /// resolver for these names (split-horizon setups and tests).
     pub resolve: BTreeMap<String, Vec<IpAddr>>,
+    /// Tool calls running at once in this host; more are refused.
+    pub max_concurrent_calls: u32,
+    /// Tool calls running at once for one user; more are refused.
+    pub max_concurrent_calls_per_user: u32,
+    /// Wasm stack of every guest, in KiB. Host-wide because wasmtime sets
+    /// it per engine.
+    pub wasm_stack_kib: u32,
+}
+
+impl Default for HostConfig {
+    fn default() -> HostConfig {
+        HostConfig {
+            resolve: BTreeMap::new(),
+            max_concurrent_calls: 64,
+            max_concurrent_calls_per_user: 8,
+            wasm_stack_kib: 512,
+        }
+    }
 }
 
 /// An upstream API that tokens are issued for.
@@ -136,6 +158,8 @@ pub struct Limits {
     pub max_response_bytes: u64,
     /// Time for one outbound request to connect and answer, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Bytes of the tool's result once lifted out of the guest.
+    pub max_output_bytes: u64,
 }
 
 impl Default for Limits {
@@ -148,6 +172,7 @@ impl Default for Limits {
             max_request_bytes: 1 << 20,
             max_response_bytes: 8 << 20,
             request_timeout_ms: 15_000,
+            max_output_bytes: 1 << 20,
         }
     }
 }
@@ -235,6 +260,9 @@ enum FailurePolicy {
 struct RawHost {
     #[serde(default)]
     resolve: BTreeMap<String, Vec<Spanned<String>>>,
+    max_concurrent_calls: Option<Spanned<u32>>,
+    max_concurrent_calls_per_user: Option<Spanned<u32>>,
+    wasm_stack_kib: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -331,6 +359,33 @@ impl Config {
         };
 
         let mut host = HostConfig::default();
+        let counts = [
+            ("max_concurrent_calls", raw.host.max_concurrent_calls, 1),
+            (
+                "max_concurrent_calls_per_user",
+                raw.host.max_concurrent_calls_per_user,
+                1,
+            ),
+            ("wasm_stack_kib", raw.host.wasm_stack_kib, 64),
+        ];
+        for (key, value, min) in counts {
+            let Some(value) = value else { continue };
+            if *value.get_ref() < min {
+                return Err(at(
+                    value.span(),
+                    format!(
+                        "host.{key}: expected at least {min}, got {}",
+                        value.get_ref()
+                    ),
+                ));
+            }
+            let slot = match key {
+                "max_concurrent_calls" => &mut host.max_concurrent_calls,
+                "max_concurrent_calls_per_user" => &mut host.max_concurrent_calls_per_user,
+                _ => &mut host.wasm_stack_kib,
+            };
+            *slot = value.into_inner();
+        }
         for (name, addrs) in raw.host.resolve {
             let mut ips = Vec::new();
             for a in addrs {
@@ -662,5 +717,35 @@ allow_private = true
             "limits = { max_requests = \"many\" }\n[[tools.fetch.endpoints]]",
         ));
         assert!(err.starts_with("airlock.toml:12:"), "{err}");
+    }
+
+    #[test]
+    fn host_limits_parse_and_default() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.host.max_concurrent_calls, 64);
+        assert_eq!(c.host.max_concurrent_calls_per_user, 8);
+        assert_eq!(c.host.wasm_stack_kib, 512);
+        let text = format!(
+            "[host]\nmax_concurrent_calls = 3\nmax_concurrent_calls_per_user = 1\nwasm_stack_kib = 128\n{GOOD}"
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.host.max_concurrent_calls, 3);
+        assert_eq!(c.host.max_concurrent_calls_per_user, 1);
+        assert_eq!(c.host.wasm_stack_kib, 128);
+    }
+
+    #[test]
+    fn host_limits_below_their_minimum_are_located() {
+        let err = error(&format!("[host]\nmax_concurrent_calls = 0\n{GOOD}"));
+        assert!(err.starts_with("airlock.toml:2:"), "{err}");
+        assert!(
+            err.contains("host.max_concurrent_calls: expected at least 1, got 0"),
+            "{err}"
+        );
+        let err = error(&format!("[host]\nwasm_stack_kib = 8\n{GOOD}"));
+        assert!(
+            err.contains("host.wasm_stack_kib: expected at least 64, got 8"),
+            "{err}"
+        );
     }
 }
