@@ -3,4 +3,10 @@
 
 mod canary;
 mod fetch;
+mod mcp_consent;
+mod mcp_http;
+mod mcp_stdio;
+mod serve_api;
+mod serve_auth;
+mod serve_support;
 mod support;

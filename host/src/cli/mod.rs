@@ -3,6 +3,7 @@
 mod audit;
 mod call;
 mod check;
+mod serve;
 mod tools;
 mod vault;
 
@@ -38,6 +39,8 @@ enum Command {
     /// Verify and query the audit log.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Serve the tools to agent runtimes: MCP (stdio or HTTP) and the HTTP API.
+    Serve(serve::Args),
 }
 
 /// Exit status for a call that needs the user to link an account.
@@ -68,6 +71,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Vault(command) => vault::run(&config, command),
         Command::Check(args) => check::run(&config, args),
         Command::Audit(command) => audit::run(&config, command),
+        Command::Serve(args) => serve::run(&config, args).await,
     }
 }
 
