@@ -64,7 +64,7 @@ impl HttpServer {
             .arg("--config")
             .arg(&fx.config_path)
             .args(["serve", "--http", "127.0.0.1:0"])
-            .env("AIRLOCK_LOG", "info")
+            .env("AIRLOCK_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

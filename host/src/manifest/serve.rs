@@ -34,7 +34,8 @@ pub struct ServeConfig {
     /// the percent-encoded connection and user names.
     pub consent_fallback_url: Option<String>,
     /// `Host` header values the HTTP server answers to (a guard against DNS
-    /// rebinding). Default: `localhost`, `127.0.0.1` and `::1`.
+    /// rebinding), with or without the port; `["*"]` turns the check off.
+    /// Default: `localhost`, `127.0.0.1` and `::1`.
     pub allowed_hosts: Vec<String>,
     /// How long in-flight calls may run on after shutdown begins before
     /// they are cancelled, in milliseconds. Default 10 000.

@@ -11,7 +11,8 @@
 //! | `GET /metrics` | Prometheus text format |
 //!
 //! A request whose `Host` is not one of `[serve] allowed_hosts` is refused
-//! on every route (a guard against DNS rebinding).
+//! on every route (a guard against DNS rebinding), unless the list is
+//! `["*"]`.
 
 use super::api;
 use super::auth::{Acting, AuthError, Principal, USER_HEADER};
@@ -38,9 +39,13 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// the only routes reachable without credentials (the broker's consent
 /// routes). `sessions` ends the open MCP sessions when cancelled.
 pub fn router(server: Arc<Server>, unauthenticated: Router, sessions: CancellationToken) -> Router {
-    let mcp_config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(server.settings().allowed_hosts.clone())
-        .with_cancellation_token(sessions);
+    let hosts = &server.settings().allowed_hosts;
+    let mcp_config = if any_host(hosts) {
+        StreamableHttpServerConfig::default().disable_allowed_hosts()
+    } else {
+        StreamableHttpServerConfig::default().with_allowed_hosts(hosts.clone())
+    }
+    .with_cancellation_token(sessions);
     let handler = McpHandler::for_http(server.clone());
     let mcp = StreamableHttpService::new(
         move || Ok(handler.clone()),
@@ -199,11 +204,11 @@ async fn check_host(State(server): State<Arc<Server>>, request: Request, next: N
         .or_else(|| request.uri().host())
         .unwrap_or("");
     let name = host_name(host);
-    let allowed = server
-        .settings()
-        .allowed_hosts
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name));
+    let hosts = &server.settings().allowed_hosts;
+    let allowed = any_host(hosts)
+        || hosts
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name));
     if !allowed {
         server.metrics().record_refusal("host_not_allowed");
         return error_response(
@@ -213,6 +218,12 @@ async fn check_host(State(server): State<Arc<Server>>, request: Request, next: N
         );
     }
     next.run(request).await
+}
+
+/// Whether the operator turned the `Host` check off (`["*"]`), for a server
+/// behind a proxy that checks it.
+fn any_host(hosts: &[String]) -> bool {
+    hosts.iter().any(|h| h == "*")
 }
 
 /// The name part of a `Host` value: without the port, IPv6 without brackets.
@@ -254,5 +265,11 @@ mod tests {
         assert_eq!(host_name("localhost"), "localhost");
         assert_eq!(host_name("[::1]:80"), "::1");
         assert_eq!(host_name("[::1]"), "::1");
+    }
+
+    #[test]
+    fn star_turns_the_host_check_off() {
+        assert!(any_host(&["*".into()]));
+        assert!(!any_host(&["localhost".into()]));
     }
 }
