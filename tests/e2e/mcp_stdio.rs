@@ -5,6 +5,7 @@
 
 use crate::serve_support::{assert_no_error, fallback_url, fixture, mcp, stdio_plan};
 use crate::support::canary;
+use airlock::audit::AuditLog;
 use serde_json::{Value, json};
 
 fn fetch_step(url: String) -> Value {
@@ -32,6 +33,14 @@ fn stdio_lists_tools_with_their_schemas() {
         assert_eq!(output["type"], "object", "{fetch:#}");
         assert_eq!(output["properties"]["status"]["type"], "integer");
         assert_eq!(output["properties"]["status"]["maximum"], 65535);
+
+        // Exactly what the host derives from the component's WIT.
+        let host = airlock::runtime::Host::load(&fx.config(), AuditLog::disabled()).unwrap();
+        let info = &host.tools()[0];
+        assert_eq!(*input, info.input_schema);
+        assert_eq!(Some(output), info.output_schema.as_ref());
+        let description = fetch["description"].as_str().unwrap_or("");
+        assert_eq!(description, info.description);
     }
 }
 

@@ -210,6 +210,9 @@ fn mcp_tool(info: &ToolInfo) -> Tool {
         info.description.clone(),
         Arc::new(object(&info.input_schema)),
     );
+    if info.description.is_empty() {
+        tool.description = None;
+    }
     if let Some(output) = &info.output_schema {
         tool = tool.with_raw_output_schema(Arc::new(object(output)));
     }
