@@ -54,7 +54,11 @@ pub fn main() -> i32 {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A blocking read of standard input (`serve --stdio` on a terminal or a
+    // file) never returns on its own; do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -175,25 +175,33 @@ pub async fn serve_stdio(
     let handler = McpHandler::for_session(server.clone(), acting);
     let session_ct = CancellationToken::new();
     let running = handler
-        .serve_with_ct(rmcp::transport::stdio(), session_ct.clone())
+        .serve_with_ct(rmcp::transport::stdio_pipes(), session_ct.clone())
         .await;
-    let result = match running {
-        Ok(service) => {
-            tokio::select! {
-                quit = service.waiting() => quit
-                    .map(|_| ())
-                    .map_err(|e| super::ServeError::Session(e.to_string())),
-                () = shutdown.cancelled() => {
-                    server.shutdown().await;
-                    session_ct.cancel();
-                    return Ok(());
-                }
-            }
-        }
+    let service = match running {
+        Ok(service) => service,
         // A client that goes away before the handshake is not a failure of
         // the server.
-        Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => Ok(()),
-        Err(e) => Err(super::ServeError::Session(e.to_string())),
+        Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => {
+            server.shutdown().await;
+            return Ok(());
+        }
+        Err(e) => return Err(super::ServeError::Session(e.to_string())),
+    };
+
+    // The session must stay up while calls drain, so its future is kept
+    // (dropping it would close the session at once).
+    let waiting = service.waiting();
+    tokio::pin!(waiting);
+    let result = tokio::select! {
+        quit = &mut waiting => quit
+            .map(|_| ())
+            .map_err(|e| super::ServeError::Session(e.to_string())),
+        () = shutdown.cancelled() => {
+            server.shutdown().await;
+            session_ct.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(2), waiting).await;
+            return Ok(());
+        }
     };
     server.shutdown().await;
     result
