@@ -120,3 +120,71 @@ fn health_and_metrics_in_prometheus_text_format() {
         );
     }
 }
+
+#[test]
+fn canary_token_and_caller_keys_never_appear_in_answers_logs_or_audit() {
+    use crate::serve_support::{http_plan, key_headers, mcp};
+    use crate::support::{files_under, find_canary};
+
+    let fx = fixture("", "");
+    let token = canary();
+    fx.link("alice", &token);
+    let log = fx.dir.path().join("serve.log");
+    let mut server = HttpServer::start_logged(&fx, &log);
+    let mut haystacks: Vec<(String, Vec<u8>)> = Vec::new();
+
+    // MCP: echoes of the token in headers and body, a denial, no link.
+    let steps = json!([
+        { "op": "call", "tool": "fetch.fetch", "arguments": { "url": format!("{}/bearer", fx.upstream) } },
+        { "op": "call", "tool": "fetch.fetch", "arguments": { "url": format!("{}/headers", fx.upstream) } },
+        { "op": "call", "tool": "fetch.fetch", "arguments": { "url": format!("{}/response-headers?X-Leak={token}", fx.upstream) } },
+        { "op": "call", "tool": "fetch.fetch", "arguments": { "url": format!("http://localhost:{}/", fx.port) } },
+    ]);
+    for mode in ["auto", "legacy"] {
+        let report = mcp(http_plan(
+            &server,
+            key_headers(ALICE_KEY, None),
+            mode,
+            steps.clone(),
+        ));
+        assert!(report["error"].is_null(), "{report:#}");
+        haystacks.push((
+            format!("mcp report {mode}"),
+            report.to_string().into_bytes(),
+        ));
+    }
+    let report = mcp(http_plan(
+        &server,
+        key_headers(ANY_KEY, Some("bob")),
+        "auto",
+        steps,
+    ));
+    haystacks.push(("mcp report bob".into(), report.to_string().into_bytes()));
+    // The HTTP API, including a refused caller.
+    let args = json!({ "arguments": { "url": format!("{}/anything", fx.upstream) } });
+    let (_, out) = call(&server, ALICE_KEY, "alice", "fetch.fetch", args.clone());
+    haystacks.push(("api call".into(), out.to_string().into_bytes()));
+    let (_, out) = call(&server, ALICE_KEY, "bob", "fetch.fetch", args);
+    haystacks.push(("api refusal".into(), out.to_string().into_bytes()));
+
+    server.terminate();
+    assert!(
+        server
+            .wait_exit(std::time::Duration::from_secs(10))
+            .is_some()
+    );
+    for file in files_under(fx.dir.path()) {
+        // The vault holds the token sealed; everything else must not hold it.
+        if file.ends_with("vault.json") || file.ends_with("vault.key") {
+            continue;
+        }
+        haystacks.push((file.display().to_string(), std::fs::read(&file).unwrap()));
+    }
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(log_text.contains("DEBUG"), "debug logging was not on");
+
+    for secret in [token.as_str(), ALICE_KEY, ANY_KEY] {
+        let found = find_canary(secret, &haystacks);
+        assert!(found.is_empty(), "secret found: {found:#?}");
+    }
+}

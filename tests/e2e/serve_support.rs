@@ -60,14 +60,24 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub fn start(fx: &Fixture) -> HttpServer {
+        HttpServer::spawn(fx, "warn", Stdio::inherit())
+    }
+
+    /// Starts the server with debug logging written to `log`.
+    pub fn start_logged(fx: &Fixture, log: &std::path::Path) -> HttpServer {
+        let file = std::fs::File::create(log).unwrap();
+        HttpServer::spawn(fx, "debug", Stdio::from(file))
+    }
+
+    fn spawn(fx: &Fixture, log_level: &str, stderr: Stdio) -> HttpServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
             .arg("--config")
             .arg(&fx.config_path)
             .args(["serve", "--http", "127.0.0.1:0"])
-            .env("AIRLOCK_LOG", "warn")
+            .env("AIRLOCK_LOG", log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("starting airlock serve");
         let mut line = String::new();

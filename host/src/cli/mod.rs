@@ -116,8 +116,14 @@ fn open_audit(config: &airlock::manifest::Config) -> anyhow::Result<airlock::aud
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
         .unwrap_or_else(|_| "warn,airlock=info".into());
+    // The MCP SDK logs whole requests at debug, tool arguments (URLs with
+    // their query strings) included; keep that out unless asked for by name.
+    let asked = std::env::var("AIRLOCK_LOG").is_ok_and(|v| v.contains("rmcp"));
+    if !asked && let Ok(cap) = "rmcp=info".parse() {
+        filter = filter.add_directive(cap);
+    }
     use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
