@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peer servers the tests and the demo run against into the
-# git-ignored .peers/ folder: httpbin (PyPI) in a virtual environment.
+# git-ignored .peers/ folder: httpbin and the MCP Python SDK (PyPI) in a
+# virtual environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

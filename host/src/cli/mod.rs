@@ -3,6 +3,7 @@
 mod audit;
 mod call;
 mod check;
+mod serve;
 mod tools;
 mod vault;
 
@@ -38,6 +39,8 @@ enum Command {
     /// Verify and query the audit log.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Serve the tools to agent runtimes: MCP (stdio or HTTP) and the HTTP API.
+    Serve(serve::Args),
 }
 
 /// Exit status for a call that needs the user to link an account.
@@ -51,7 +54,11 @@ pub fn main() -> i32 {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A blocking read of standard input (`serve --stdio` on a terminal or a
+    // file) never returns on its own; do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -68,6 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Vault(command) => vault::run(&config, command),
         Command::Check(args) => check::run(&config, args),
         Command::Audit(command) => audit::run(&config, command),
+        Command::Serve(args) => serve::run(&config, args).await,
     }
 }
 
@@ -108,8 +116,14 @@ fn open_audit(config: &airlock::manifest::Config) -> anyhow::Result<airlock::aud
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
         .unwrap_or_else(|_| "warn,airlock=info".into());
+    // The MCP SDK logs whole requests at debug, tool arguments (URLs with
+    // their query strings) included; keep that out unless asked for by name.
+    let asked = std::env::var("AIRLOCK_LOG").is_ok_and(|v| v.contains("rmcp"));
+    if !asked && let Ok(cap) = "rmcp=info".parse() {
+        filter = filter.add_directive(cap);
+    }
     use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -23,8 +23,12 @@
 //! methods = ["GET"]
 //! connection = "github"             # or: unauthenticated = true
 //! ```
+//!
+//! The `[serve]` and `[callers]` sections of `airlock serve` are described
+//! in [`super::serve`].
 
 use super::pattern::{HostPattern, MethodSet, UrlPattern};
+use super::serve::{CallersConfig, RawCallers, RawServe, ServeConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -46,6 +50,10 @@ pub struct Config {
     pub host: HostConfig,
     /// Audit log settings.
     pub audit: AuditSettings,
+    /// How `airlock serve` runs.
+    pub serve: ServeConfig,
+    /// Who may call the HTTP server, and for which users.
+    pub callers: CallersConfig,
 }
 
 /// Where and how the audit log is written.
@@ -216,6 +224,10 @@ struct RawConfig {
     connections: BTreeMap<Spanned<String>, RawConnection>,
     #[serde(default)]
     tools: BTreeMap<Spanned<String>, RawTool>,
+    #[serde(default)]
+    serve: Option<Spanned<RawServe>>,
+    #[serde(default)]
+    callers: RawCallers,
 }
 
 #[derive(Deserialize)]
@@ -539,6 +551,16 @@ impl Config {
             continue_on_failure: raw.audit.on_failure == FailurePolicy::Continue,
             write_timeout_ms: raw.audit.write_timeout_ms,
         };
+        let serve = match raw.serve {
+            None => ServeConfig::default(),
+            Some(s) => {
+                let span = s.span();
+                super::serve::parse_serve(s.into_inner())
+                    .map_err(|m| at(span, format!("serve: {m}")))?
+            }
+        };
+        let callers = super::serve::parse_callers(raw.callers, &at)?;
+
         Ok(Config {
             file: file.to_path_buf(),
             vault,
@@ -546,6 +568,8 @@ impl Config {
             tools,
             host,
             audit,
+            serve,
+            callers,
         })
     }
 }
@@ -585,7 +609,7 @@ fn parse_origin(text: &str) -> Result<UrlPattern, String> {
         .map_err(|e| e.to_string())
 }
 
-fn check_identifier(name: &Spanned<String>) -> Result<(), String> {
+pub(super) fn check_identifier(name: &Spanned<String>) -> Result<(), String> {
     let n = name.get_ref();
     let ok = !n.is_empty()
         && n.len() <= 64

@@ -6,8 +6,10 @@
 
 pub mod config;
 pub mod pattern;
+pub mod serve;
 
 pub use config::{
     AuditSettings, Config, ConfigError, ConnectionConfig, EndpointGrant, Limits, ToolConfig,
     VaultConfig,
 };
+pub use serve::{ApiKeyConfig, CallersConfig, OidcConfig, ServeConfig, UserSet};
