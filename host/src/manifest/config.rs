@@ -75,6 +75,10 @@ pub struct HostConfig {
     /// Fixed answers for name resolution, used instead of the system
     /// resolver for these names (split-horizon setups and tests).
     pub resolve: BTreeMap<String, Vec<IpAddr>>,
+    /// Base URL at which this host serves its consent routes
+    /// (`/consent/start`, `/consent/callback`); authorization-required
+    /// outcomes carry a consent URL only when it is set.
+    pub consent_base_url: Option<url::Url>,
 }
 
 /// An upstream API that tokens are issued for.
@@ -86,6 +90,9 @@ pub struct ConnectionConfig {
     pub header: String,
     /// Text written before the token in that header.
     pub prefix: String,
+    /// How tokens are obtained and refreshed; `None` when they are only
+    /// stored by hand (`airlock vault put`).
+    pub oauth: Option<super::oauth::OAuthSettings>,
 }
 
 /// A tool the operator loads.
@@ -235,16 +242,21 @@ enum FailurePolicy {
 struct RawHost {
     #[serde(default)]
     resolve: BTreeMap<String, Vec<Spanned<String>>>,
+    #[serde(default)]
+    consent_base_url: Option<Spanned<String>>,
 }
 
+// Unknown keys are refused by `RawOAuth`, which receives every key not
+// named here (serde cannot deny them on a struct with a flattened field).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConnection {
     audience: Vec<Spanned<String>>,
     #[serde(default = "default_header")]
     header: String,
     #[serde(default = "default_prefix")]
     prefix: String,
+    #[serde(flatten)]
+    oauth: super::oauth::RawOAuth,
 }
 
 #[derive(Deserialize)]
@@ -349,6 +361,12 @@ impl Config {
                 .insert(name.trim_end_matches('.').to_ascii_lowercase(), ips);
         }
 
+        if let Some(u) = raw.host.consent_base_url {
+            let url = super::oauth::parse_endpoint(u.get_ref())
+                .map_err(|m| at(u.span(), format!("host.consent_base_url: {m}")))?;
+            host.consent_base_url = Some(url);
+        }
+
         let mut connections = BTreeMap::new();
         for (name, c) in raw.connections {
             check_identifier(&name).map_err(|m| at(name.span(), format!("connections: {m}")))?;
@@ -381,12 +399,17 @@ impl Config {
                     ),
                 ));
             }
+            let oauth = c
+                .oauth
+                .parse(name.get_ref(), base)
+                .map_err(|m| at(name.span(), m))?;
             connections.insert(
                 name.into_inner(),
                 ConnectionConfig {
                     audience,
                     header: c.header,
                     prefix: c.prefix,
+                    oauth,
                 },
             );
         }
@@ -653,6 +676,48 @@ allow_private = true
         let err =
             error(&GOOD.replace("url = \"http://127.0.0.1:8080/**\"", "url = \"ftp://x/**\""));
         assert!(err.starts_with("airlock.toml:13:"), "{err}");
+    }
+
+    #[test]
+    fn connection_with_oauth_keys_parses_and_unknown_keys_are_refused() {
+        let text = GOOD.replace(
+            "audience = [\"http://127.0.0.1:8080\"]",
+            "audience = [\"http://127.0.0.1:8080\"]\nprovider = \"github\"\nclient_id = \"abc\"\nclient_secret_env = \"GH_SECRET\"",
+        );
+        let c = parse(&text).unwrap();
+        let oauth = c.connections["demo"].oauth.as_ref().unwrap();
+        assert_eq!(oauth.client_id, "abc");
+
+        let err = error(&text.replace("client_id", "client_idd"));
+        assert!(err.contains("client_idd"), "{err}");
+        let err = error(&text.replace(
+            "client_secret_env = \"GH_SECRET\"",
+            "client_secret = \"GH_SECRET\"",
+        ));
+        assert!(
+            err.starts_with("airlock.toml:5:") && err.contains("never written"),
+            "{err}"
+        );
+        assert!(!err.contains("GH_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn consent_base_url_must_be_https_or_loopback() {
+        let err = error(&format!(
+            "[host]\nconsent_base_url = \"http://airlock.example.com\"\n{GOOD}"
+        ));
+        assert!(
+            err.starts_with("airlock.toml:2:") && err.contains("only https"),
+            "{err}"
+        );
+        let c = parse(&format!(
+            "[host]\nconsent_base_url = \"http://127.0.0.1:8400\"\n{GOOD}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.host.consent_base_url.unwrap().as_str(),
+            "http://127.0.0.1:8400/"
+        );
     }
 
     #[test]

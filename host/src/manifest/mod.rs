@@ -5,9 +5,11 @@
 //! names the file, the line and what was expected.
 
 pub mod config;
+pub mod oauth;
 pub mod pattern;
 
 pub use config::{
     AuditSettings, Config, ConfigError, ConnectionConfig, EndpointGrant, Limits, ToolConfig,
     VaultConfig,
 };
+pub use oauth::{ClientAuth, OAuthSettings, ProviderKind, SecretSource};
