@@ -27,7 +27,6 @@ pub const CLIENT_ID: &str = "airlock-test";
 /// A running authorization server.
 pub struct Op {
     _peer: Peer,
-    pub port: u16,
     pub issuer: String,
     pub client_secret: String,
 }
@@ -41,7 +40,6 @@ impl Op {
         settings["client_secret"] = json!(client_secret);
         let peer = peers::oidc_provider(&settings.to_string());
         Op {
-            port: peer.port,
             issuer: peer.url.clone(),
             _peer: peer,
             client_secret,

@@ -246,17 +246,50 @@ struct RawHost {
     consent_base_url: Option<Spanned<String>>,
 }
 
-// Unknown keys are refused by `RawOAuth`, which receives every key not
-// named here (serde cannot deny them on a struct with a flattened field).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawConnection {
     audience: Vec<Spanned<String>>,
     #[serde(default = "default_header")]
     header: String,
     #[serde(default = "default_prefix")]
     prefix: String,
-    #[serde(flatten)]
-    oauth: super::oauth::RawOAuth,
+    // The OAuth keys, checked by `oauth::RawOAuth` (serde cannot refuse
+    // unknown keys next to a flattened struct, so they are listed here).
+    provider: Option<String>,
+    client_id: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<String>,
+    client_secret: Option<toml::Value>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    redirect_url: Option<String>,
+    issuer: Option<String>,
+    tenant: Option<String>,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    revoke_url: Option<String>,
+    client_auth: Option<super::oauth::ClientAuth>,
+}
+
+impl RawConnection {
+    fn oauth(&mut self) -> super::oauth::RawOAuth {
+        super::oauth::RawOAuth {
+            provider: self.provider.take(),
+            client_id: self.client_id.take(),
+            client_secret_env: self.client_secret_env.take(),
+            client_secret_file: self.client_secret_file.take(),
+            client_secret: self.client_secret.take(),
+            scopes: std::mem::take(&mut self.scopes),
+            redirect_url: self.redirect_url.take(),
+            issuer: self.issuer.take(),
+            tenant: self.tenant.take(),
+            authorize_url: self.authorize_url.take(),
+            token_url: self.token_url.take(),
+            revoke_url: self.revoke_url.take(),
+            client_auth: self.client_auth.take(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -368,7 +401,7 @@ impl Config {
         }
 
         let mut connections = BTreeMap::new();
-        for (name, c) in raw.connections {
+        for (name, mut c) in raw.connections {
             check_identifier(&name).map_err(|m| at(name.span(), format!("connections: {m}")))?;
             if c.audience.is_empty() {
                 return Err(at(
@@ -400,7 +433,7 @@ impl Config {
                 ));
             }
             let oauth = c
-                .oauth
+                .oauth()
                 .parse(name.get_ref(), base)
                 .map_err(|m| at(name.span(), m))?;
             connections.insert(
