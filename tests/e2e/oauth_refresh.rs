@@ -90,7 +90,10 @@ async fn two_processes_refreshing_the_same_record_lose_no_refresh_token() {
     let args = me(&fx).to_string();
     let argv = ["call", "fetch.fetch", "--user", "alice", "--args", &args];
     let first = fx.airlock_command(&argv).spawn().unwrap();
-    let second = fx.airlock_command(&argv).spawn().unwrap();
+    let second = fx
+        .airlock_command_with(&fx.second_config("second"), &argv)
+        .spawn()
+        .unwrap();
     for child in [first, second] {
         let out = child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);

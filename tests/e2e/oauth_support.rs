@@ -155,10 +155,25 @@ allow_private = true
         Broker::with_options(self.vault(), &config.connections, options).unwrap()
     }
 
+    /// A host over `broker`. Each host writes its own audit directory: an
+    /// audit directory belongs to one writer at a time.
     pub fn host(&self, broker: Broker) -> Host {
+        static HOSTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = HOSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let config = self.config();
-        let audit = AuditLog::open(AuditConfig::new(&config.audit.dir)).unwrap();
+        let audit = AuditLog::open(AuditConfig::new(&config.audit.dir.join(format!("host-{n}")))).unwrap();
         Host::with_broker(&config, broker, audit).unwrap()
+    }
+
+    /// A copy of the config that writes audit events to `audit/NAME`, for a
+    /// second process sharing the vault.
+    pub fn second_config(&self, name: &str) -> PathBuf {
+        let text = std::fs::read_to_string(&self.config_path)
+            .unwrap()
+            .replace("dir = \"audit\"", &format!("dir = \"audit/{name}\""));
+        let path = self.dir.path().join(format!("airlock-{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
     }
 
     /// Links `user` through the library: the consent redirects are walked
@@ -212,10 +227,15 @@ allow_private = true
     }
 
     pub fn airlock_command(&self, args: &[&str]) -> Command {
+        self.airlock_command_with(&self.config_path, args)
+    }
+
+    /// Runs the binary with another config file.
+    pub fn airlock_command_with(&self, config: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
         command
             .arg("--config")
-            .arg(&self.config_path)
+            .arg(config)
             .args(args)
             .env("AIRLOCK_LOG", "debug")
             .stdin(Stdio::null())

@@ -180,6 +180,11 @@ provider.use(async (ctx, next) => {
 
 server.on('request', provider.callback());
 process.stdout.write(`${port}\n`);
+// The test reads only the port; it may close the pipe after that, so later
+// output goes to stderr and a closed stdout is not an error.
+process.stdout.on('error', () => {});
+console.log = console.error;
+console.info = console.error;
 
 process.stdin.on('data', () => {});
 process.stdin.on('end', () => process.exit(0));
