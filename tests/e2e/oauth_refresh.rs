@@ -80,18 +80,27 @@ async fn sixty_four_concurrent_calls_on_an_expired_token_refresh_once() {
 #[tokio::test]
 async fn two_processes_refreshing_the_same_record_lose_no_refresh_token() {
     let fx = OAuthFixture::new(
-        json!({ "access_ttl": 3600, "refresh_delay_ms": 1500 }),
+        json!({ "access_ttl": 3600, "refresh_delay_ms": 2000 }),
         &["openid"],
         "",
     );
     fx.link(&fx.broker(Default::default()), "alice").await;
     fx.expire("alice");
 
+    // The provider holds each refresh for 2 s, so the second process comes
+    // for the record while the first one's refresh is still in flight.
     let args = me(&fx).to_string();
     let argv = ["call", "fetch.fetch", "--user", "alice", "--args", &args];
-    let first = fx.airlock_command(&argv).spawn().unwrap();
+    // Quiet logs: debug output from the compiler slows one process enough
+    // that the two would no longer meet.
+    let first = fx
+        .airlock_command(&argv)
+        .env("AIRLOCK_LOG", "info")
+        .spawn()
+        .unwrap();
     let second = fx
         .airlock_command_with(&fx.second_config("second"), &argv)
+        .env("AIRLOCK_LOG", "info")
         .spawn()
         .unwrap();
     for child in [first, second] {

@@ -59,6 +59,13 @@ impl Broker {
         let Some(record) = self.read(user, connection).await? else {
             return Ok(self.required(user, connection, "not_linked", scopes.to_vec()));
         };
+        tracing::debug!(
+            user,
+            connection,
+            version = record.version,
+            expires_at = record.expires_at,
+            "airlock.broker.read"
+        );
         let missing: Vec<String> = scopes
             .iter()
             .filter(|s| !record.scopes.contains(s))
