@@ -112,6 +112,7 @@ impl Recorder {
 /// endpoints moved to the recorder.
 struct Setup {
     _dir: tempfile::TempDir,
+    config: Config,
     broker: Broker,
     vault: Arc<LocalVault>,
     recorder: Recorder,
@@ -144,6 +145,7 @@ token_url = "{token}"
         Broker::with_options(vault.clone(), &config.connections, BrokerOptions::default()).unwrap();
     Setup {
         _dir: dir,
+        config,
         broker,
         vault,
         recorder,
@@ -183,20 +185,24 @@ impl Setup {
         self.vault.get("alice", name).unwrap().unwrap()
     }
 
-    fn expire(&self, name: &str) {
+    /// Makes the stored token expired and starts a new broker, as a host
+    /// started after the token's lifetime would be (the old broker would
+    /// still serve the token it cached while fresh).
+    fn expire(&mut self, name: &str) {
         let record = self.record(name);
         let t = now();
-        self.vault
-            .put(
-                "alice",
-                name,
-                TokenRecord {
-                    expires_at: Some(t - 1),
-                    issued_at: Some(t - 3600),
-                    ..record
-                },
-            )
-            .unwrap();
+        let expired = TokenRecord {
+            expires_at: Some(t - 1),
+            issued_at: Some(t - 3600),
+            ..record
+        };
+        self.vault.put("alice", name, expired).unwrap();
+        self.broker = Broker::with_options(
+            self.vault.clone(),
+            &self.config.connections,
+            BrokerOptions::default(),
+        )
+        .unwrap();
     }
 
     async fn token(&self, name: &str) -> String {
@@ -297,7 +303,7 @@ async fn github_sends_post_auth_and_reads_comma_scopes_and_errors_sent_with_200(
 
 #[tokio::test]
 async fn google_asks_for_offline_access_and_keeps_the_refresh_token_a_reply_omits() {
-    let s = setup("google", |port| {
+    let mut s = setup("google", |port| {
         format!("provider = \"google\"\nscopes = [\"openid\", \"https://www.googleapis.com/auth/drive.readonly\"]\nrevoke_url = \"http://127.0.0.1:{port}/google/revoke\"")
     })
     .await;
@@ -351,7 +357,7 @@ async fn google_asks_for_offline_access_and_keeps_the_refresh_token_a_reply_omit
 
 #[tokio::test]
 async fn microsoft_adds_offline_access_reads_string_expiry_and_refreshes_default_scope_alone() {
-    let s = setup("microsoft", |_| {
+    let mut s = setup("microsoft", |_| {
         "provider = \"microsoft\"\ntenant = \"contoso.com\"\nscopes = [\"https://graph.microsoft.com/.default\"]".into()
     })
     .await;
@@ -421,7 +427,7 @@ async fn microsoft_adds_offline_access_reads_string_expiry_and_refreshes_default
 
 #[tokio::test]
 async fn slack_asks_with_user_scope_and_stores_the_user_token_from_authed_user() {
-    let s = setup("slack", |port| {
+    let mut s = setup("slack", |port| {
         format!("provider = \"slack\"\nscopes = [\"search:read\", \"users:read\"]\nrevoke_url = \"http://127.0.0.1:{port}/slack/revoke\"")
     })
     .await;
@@ -462,7 +468,7 @@ async fn slack_asks_with_user_scope_and_stores_the_user_token_from_authed_user()
 
 #[tokio::test]
 async fn box_refresh_tokens_are_single_use_and_each_refresh_sends_the_newest() {
-    let s = setup("box", |port| {
+    let mut s = setup("box", |port| {
         format!("provider = \"box\"\nrevoke_url = \"http://127.0.0.1:{port}/box/revoke\"")
     })
     .await;

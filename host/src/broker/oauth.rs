@@ -216,8 +216,12 @@ impl Provider {
         self.reply(reply)
     }
 
-    /// Revokes `token` at the provider; `Ok(false)` when it has no
-    /// revocation endpoint.
+    /// Revokes `token` at the provider (RFC 7009); `Ok(false)` when it has
+    /// no revocation endpoint.
+    ///
+    /// Written here rather than taken from the `oauth2` crate, which refuses
+    /// any endpoint that is not https, loopback included, and treats a
+    /// provider that answers an error with status 200 as success.
     pub async fn revoke(
         &self,
         http: &HttpClient,
@@ -228,23 +232,56 @@ impl Provider {
             .endpoints(http)
             .await
             .map_err(|e| Failure::Broken(e.to_string()))?;
-        if endpoints.revoke.is_none() {
+        let Some(url) = endpoints.revoke else {
             return Ok(false);
-        }
-        let client = self.client(&endpoints);
-        let value = token.oauth_param();
-        let token = if is_refresh {
-            StandardRevocableToken::RefreshToken(RefreshToken::new(value))
-        } else {
-            StandardRevocableToken::AccessToken(oauth2::AccessToken::new(value))
         };
-        let send = self.via(http);
-        let request = client
-            .revoke_token(token)
+        let value = zeroize::Zeroizing::new(token.oauth_param());
+        let hint = if is_refresh { "refresh_token" } else { "access_token" };
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", &value)
+            .append_pair("token_type_hint", hint);
+        let mut request = http::Request::post(url.as_str())
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(http::header::ACCEPT, "application/json");
+        let id = &self.settings.client_id;
+        match (self.settings.client_auth.unwrap_or(self.preset.client_auth), &self.client_secret) {
+            (ClientAuth::Basic, Some(secret)) => {
+                // RFC 6749 section 2.3.1: form-encode both, then Basic.
+                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let pair = zeroize::Zeroizing::new(format!("{}:{}", enc(id), enc(secret.secret())));
+                let basic = zeroize::Zeroizing::new(format!(
+                    "Basic {}",
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pair.as_bytes())
+                ));
+                let mut value = http::HeaderValue::from_str(&basic)
+                    .map_err(|_| Failure::Broken("client credentials do not fit a header".into()))?;
+                value.set_sensitive(true);
+                request = request.header(http::header::AUTHORIZATION, value);
+            }
+            (_, secret) => {
+                form.append_pair("client_id", id);
+                if let Some(secret) = secret {
+                    form.append_pair("client_secret", secret.secret());
+                }
+            }
+        }
+        let body = zeroize::Zeroizing::new(form.finish());
+        let request = request
+            .body(body.as_bytes().to_vec())
             .map_err(|e| Failure::Broken(e.to_string()))?;
-        match request.request_async(&send).await {
-            Ok(()) => Ok(true),
-            Err(e) => Err(classify::<BasicRevocationErrorResponse>(e)),
+        let response = self
+            .via(http)
+            .send(request)
+            .await
+            .map_err(|e| Failure::Broken(e.to_string()))?;
+        if response.status().is_success() {
+            return Ok(true);
+        }
+        let status = response.status();
+        let reply: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+        match reply["error"].as_str() {
+            Some(code) => Err(Failure::Rejected(format!("{code} (status {status})"))),
+            None => Err(Failure::Broken(format!("status {status}"))),
         }
     }
 
@@ -410,6 +447,13 @@ pub(super) struct Via<'a> {
     quirks: &'a presets::Quirks,
 }
 
+impl Via<'_> {
+    async fn send(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, HttpError> {
+        let response = self.http.send(request).await?;
+        Ok(presets::normalize(self.quirks, response))
+    }
+}
+
 impl<'c> oauth2::AsyncHttpClient<'c> for Via<'_> {
     type Error = HttpError;
     type Future = std::pin::Pin<
@@ -417,10 +461,7 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Via<'_> {
     >;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let response = self.http.send(request).await?;
-            Ok(presets::normalize(self.quirks, response))
-        })
+        Box::pin(self.send(request))
     }
 }
 
