@@ -14,7 +14,10 @@
 
 use crate::oauth_support::OAuthFixture;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// How long after a process announces its refresh the kills are spread.
+const WINDOW: Duration = Duration::from_millis(160);
 
 #[tokio::test]
 async fn sigkill_during_refresh_leaves_every_record_readable_and_usable() {
@@ -22,6 +25,7 @@ async fn sigkill_during_refresh_leaves_every_record_readable_and_usable() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(10);
+    // The provider holds each refresh for 100 ms before rotating.
     let fx = OAuthFixture::new(
         json!({ "access_ttl": 3600, "reuse_grace": 60, "refresh_delay_ms": 100 }),
         &["openid"],
@@ -31,24 +35,41 @@ async fn sigkill_during_refresh_leaves_every_record_readable_and_usable() {
     let args = json!({ "url": format!("{}/me", fx.op.issuer) }).to_string();
     let argv = ["call", "fetch.fetch", "--user", "alice", "--args", &args];
 
-    // How long one call that refreshes takes, to spread the kills over it.
-    fx.expire("alice");
-    let started = Instant::now();
-    assert!(fx.airlock(&argv).status.success());
-    let span = started.elapsed();
-
-    let mut reached_server = 0;
+    let (mut before_server, mut rotated_not_stored, mut stored) = (0, 0, 0);
     for run in 0..runs {
         fx.expire("alice");
-        let before = fx.op.refreshes().await;
-        let mut child = fx.airlock_command(&argv).spawn().unwrap();
-        let at = Duration::from_micros(rand::random_range(0..span.as_micros() as u64 * 11 / 10));
+        let version = fx.record("alice").unwrap().version;
+        let refreshes = fx.op.refreshes().await;
+
+        // Kill at a random point of this run's slice of the window that
+        // starts when the process begins its refresh: the slices together
+        // cover the request, the provider's rotation, and the store.
+        let mut child = fx
+            .airlock_command(&argv)
+            .env("AIRLOCK_LOG", "warn,airlock=debug")
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (started, refreshing) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stderr).lines() {
+                if line.is_ok_and(|l| l.contains("airlock.broker.refresh ")) {
+                    let _ = started.send(());
+                }
+            }
+        });
+        refreshing
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the process never began its refresh");
+        let slice = WINDOW / runs;
+        let at =
+            slice * run + Duration::from_micros(rand::random_range(0..slice.as_micros() as u64));
         tokio::time::sleep(at).await;
         child.kill().unwrap();
         let _ = child.wait();
-        if fx.op.refreshes().await > before {
-            reached_server += 1;
-        }
+        // A request already sent is still served: let the provider finish.
+        tokio::time::sleep(Duration::from_millis(250)).await;
 
         // Readable: the vault opens and the record decrypts.
         let record = fx.record("alice");
@@ -56,7 +77,16 @@ async fn sigkill_during_refresh_leaves_every_record_readable_and_usable() {
             record.is_some(),
             "run {run}: record lost after a kill at {at:?}"
         );
-        assert!(record.unwrap().refresh_token.is_some(), "run {run}");
+        let record = record.unwrap();
+        assert!(record.refresh_token.is_some(), "run {run}");
+        match (
+            fx.op.refreshes().await > refreshes,
+            record.version > version,
+        ) {
+            (false, _) => before_server += 1,
+            (true, false) => rotated_not_stored += 1,
+            (true, true) => stored += 1,
+        }
 
         // Usable: a whole call succeeds, refreshing if the killed one did
         // not get to store.
@@ -70,9 +100,16 @@ async fn sigkill_during_refresh_leaves_every_record_readable_and_usable() {
     }
     let stats = fx.op.stats().await;
     eprintln!(
-        "{runs} kills over {span:?}: {reached_server} after the refresh reached the server, {} recovered within the provider's reuse interval; server stats {stats}",
-        stats["grace_reuses"]
+        "{runs} kills within {WINDOW:?} of the refresh: {before_server} before the provider \
+         rotated, {rotated_not_stored} after it rotated but before the store, {stored} after \
+         the store; provider: {stats}"
     );
-    // No refresh token was ever presented after the grant was revoked.
+    // The kills reached the phases that matter: the rotation window and
+    // after the store.
+    if runs >= 10 {
+        assert!(rotated_not_stored > 0 && stored > 0, "kills missed a phase");
+    }
+    // Every refresh token presented was live or within the reuse interval:
+    // none was refused as already used.
     assert_eq!(fx.op.reuses().await, 0);
 }

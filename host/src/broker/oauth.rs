@@ -236,25 +236,41 @@ impl Provider {
             return Ok(false);
         };
         let value = zeroize::Zeroizing::new(token.oauth_param());
-        let hint = if is_refresh { "refresh_token" } else { "access_token" };
+        let hint = if is_refresh {
+            "refresh_token"
+        } else {
+            "access_token"
+        };
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("token", &value)
             .append_pair("token_type_hint", hint);
         let mut request = http::Request::post(url.as_str())
-            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .header(http::header::ACCEPT, "application/json");
         let id = &self.settings.client_id;
-        match (self.settings.client_auth.unwrap_or(self.preset.client_auth), &self.client_secret) {
+        match (
+            self.settings.client_auth.unwrap_or(self.preset.client_auth),
+            &self.client_secret,
+        ) {
             (ClientAuth::Basic, Some(secret)) => {
                 // RFC 6749 section 2.3.1: form-encode both, then Basic.
-                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
                 let pair = zeroize::Zeroizing::new(format!("{}:{}", enc(id), enc(secret.secret())));
                 let basic = zeroize::Zeroizing::new(format!(
                     "Basic {}",
-                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pair.as_bytes())
+                    base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        pair.as_bytes()
+                    )
                 ));
-                let mut value = http::HeaderValue::from_str(&basic)
-                    .map_err(|_| Failure::Broken("client credentials do not fit a header".into()))?;
+                let mut value = http::HeaderValue::from_str(&basic).map_err(|_| {
+                    Failure::Broken("client credentials do not fit a header".into())
+                })?;
                 value.set_sensitive(true);
                 request = request.header(http::header::AUTHORIZATION, value);
             }
