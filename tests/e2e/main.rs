@@ -11,3 +11,4 @@ mod oauth_presets;
 mod oauth_refresh;
 mod oauth_support;
 mod support;
+mod vault_cli;

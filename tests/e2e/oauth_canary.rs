@@ -97,4 +97,8 @@ async fn no_token_or_client_secret_in_output_logs_audit_or_files() {
         let found = find_canary(secret, &haystacks);
         assert!(found.is_empty(), "secret found: {found:#?}");
     }
+    // The sweep sees a token where there is one (base64 of a log line).
+    use base64::Engine as _;
+    let planted = base64::engine::general_purpose::STANDARD.encode(format!("token={}", secrets[1]));
+    assert!(!find_canary(&secrets[1], &[("planted".into(), planted.into_bytes())]).is_empty());
 }
