@@ -440,6 +440,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn fresh_tokens_are_served_from_memory() {
+        let (dir, b) = broker(0);
+        let now = b.now();
+        let record = TokenRecord {
+            access_token: Secret::new(b"cached-token-0123456789".to_vec()).unwrap(),
+            refresh_token: None,
+            expires_at: Some(now + 3600),
+            issued_at: Some(now),
+            scopes: vec!["read".into()],
+            version: 0,
+        };
+        b.vault().put("alice", "demo", record).unwrap();
+        let scopes = vec!["read".to_string()];
+        assert!(matches!(
+            b.token("alice", "demo", &scopes).await.unwrap(),
+            TokenOutcome::Token(_)
+        ));
+
+        // With the vault file gone, only memory can answer.
+        std::fs::remove_file(dir.path().join("vault.json")).unwrap();
+        let started = std::time::Instant::now();
+        let n = 100_000;
+        for _ in 0..n {
+            match b.token("alice", "demo", &scopes).await.unwrap() {
+                TokenOutcome::Token(t) => assert_eq!(t.len(), 23),
+                other => panic!("expected the cached token, got {other:?}"),
+            }
+        }
+        eprintln!("cached lookup: {:?} each", started.elapsed() / n);
+
+        // A scope the cached token lacks goes to the vault, which is empty.
+        match b.token("alice", "demo", &["write".into()]).await.unwrap() {
+            TokenOutcome::AuthorizationRequired(r) => assert_eq!(r.reason, "not_linked"),
+            other => panic!("expected authorization required, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
     async fn connection_without_provider_cannot_start_consent() {
         let (_dir, b) = broker(0);
         let err = b.begin_consent("alice", "github", &[]).await.unwrap_err();
