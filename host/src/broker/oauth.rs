@@ -1,7 +1,8 @@
 //! One connection's OAuth client: the `oauth2` crate's standard flows
-//! (authorization code with PKCE, refresh, RFC 7009 revocation) pointed at
-//! the connection's endpoints, with the preset's quirks applied to what the
-//! provider answers, and OpenID Connect discovery for `provider = "oidc"`.
+//! (authorization code with PKCE, refresh) and an RFC 7009 revocation
+//! request, pointed at the connection's endpoints, with the preset's quirks
+//! applied to what the provider answers, and OpenID Connect discovery for
+//! `provider = "oidc"`.
 
 use super::BrokerError;
 use super::http::{HttpClient, HttpError};
@@ -11,8 +12,8 @@ use crate::secret::Secret;
 use oauth2::basic::{BasicClient, BasicErrorResponse, BasicRevocationErrorResponse};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, RevocationUrl, Scope,
-    StandardRevocableToken, TokenResponse as _, TokenUrl,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
+    TokenResponse as _, TokenUrl,
 };
 use url::Url;
 
@@ -313,13 +314,12 @@ impl Provider {
         oauth2::EndpointNotSet,
         oauth2::EndpointNotSet,
         oauth2::EndpointNotSet,
-        oauth2::EndpointMaybeSet,
+        oauth2::EndpointNotSet,
         oauth2::EndpointSet,
     > {
         let auth = self.settings.client_auth.unwrap_or(self.preset.client_auth);
         let mut client = BasicClient::new(ClientId::new(self.settings.client_id.clone()))
             .set_token_uri(TokenUrl::from_url(endpoints.token.clone()))
-            .set_revocation_url_option(endpoints.revoke.clone().map(RevocationUrl::from_url))
             .set_auth_type(match auth {
                 ClientAuth::Basic => AuthType::BasicAuth,
                 ClientAuth::Post => AuthType::RequestBody,
