@@ -161,10 +161,8 @@ allow_private = true
         static HOSTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = HOSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let config = self.config();
-        let audit = AuditLog::open(AuditConfig::new(
-            &config.audit.dir.join(format!("host-{n}")),
-        ))
-        .unwrap();
+        let audit =
+            AuditLog::open(AuditConfig::new(config.audit.dir.join(format!("host-{n}")))).unwrap();
         Host::with_broker(&config, broker, audit).unwrap()
     }
 

@@ -443,8 +443,7 @@ impl Provider {
                 issuer.as_str()
             )));
         }
-        let endpoint =
-            |text: &str| crate::manifest::oauth::parse_endpoint(text).map_err(|m| fail(m));
+        let endpoint = |text: &str| crate::manifest::oauth::parse_endpoint(text).map_err(fail);
         Ok(Endpoints {
             authorize: endpoint(&doc.authorization_endpoint)?,
             token: endpoint(&doc.token_endpoint)?,

@@ -18,14 +18,17 @@ use crate::vault::{TokenRecord, VaultError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+/// The in-process lock of one (user, connection).
+type Gate = tokio::sync::Mutex<()>;
+
 /// One in-process lock per (user, connection) with a lookup in flight.
 #[derive(Debug, Default)]
 pub(super) struct Flights {
-    gates: Mutex<HashMap<(String, String), Weak<tokio::sync::Mutex<()>>>>,
+    gates: Mutex<HashMap<(String, String), Weak<Gate>>>,
 }
 
 impl Flights {
-    fn gate(&self, user: &str, connection: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn gate(&self, user: &str, connection: &str) -> Arc<Gate> {
         let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
         let key = (user.to_string(), connection.to_string());
         if let Some(gate) = gates.get(&key).and_then(Weak::upgrade) {
@@ -34,7 +37,7 @@ impl Flights {
         if gates.len() > 1024 {
             gates.retain(|_, g| g.strong_count() > 0);
         }
-        let gate = Arc::new(tokio::sync::Mutex::new(()));
+        let gate = Arc::new(Gate::new(()));
         gates.insert(key, Arc::downgrade(&gate));
         gate
     }
