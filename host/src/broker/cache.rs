@@ -5,10 +5,21 @@
 //! caller's strings and allocates nothing but the returned copy. An entry is
 //! served only while it is fresh by the same rule the vault path uses; a
 //! stale entry is simply passed over and replaced by the next slow lookup.
+//!
+//! Another process may remove or replace a record (`airlock vault revoke`
+//! while a server runs). A watcher thread per broker ([`watch`]) looks at
+//! the vault file once every [`WATCH_INTERVAL`] and empties the cache when
+//! the file changed, so such a change reaches this process within about a
+//! second without costing the lookup itself anything.
 
 use crate::secret::Secret;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::path::PathBuf;
+use std::sync::{RwLock, Weak};
+use std::time::{Duration, SystemTime};
+
+/// How often the watcher looks at the vault file.
+pub(super) const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One cached token.
 #[derive(Debug, Clone)]
@@ -59,6 +70,14 @@ impl TokenCache {
         }
     }
 
+    /// Drops every entry.
+    pub fn clear(&self) {
+        self.users
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Drops the entry of (user, connection); with `only`, only while it
     /// still holds that token.
     pub fn remove(&self, user: &str, connection: &str, only: Option<&Secret>) {
@@ -71,6 +90,47 @@ impl TokenCache {
                 users.remove(user);
             }
         }
+    }
+}
+
+/// Empties `cache` whenever `file` changes (size, modification time or
+/// inode), until the cache is dropped.
+pub(super) fn watch<T: Send + Sync + 'static>(
+    owner: Weak<T>,
+    cache: impl Fn(&T) -> &TokenCache + Send + 'static,
+    file: PathBuf,
+) {
+    let stamp = move || {
+        std::fs::metadata(&file).ok().map(|m| {
+            #[cfg(unix)]
+            let inode = std::os::unix::fs::MetadataExt::ino(&m);
+            #[cfg(not(unix))]
+            let inode = 0u64;
+            (
+                m.len(),
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                inode,
+            )
+        })
+    };
+    let spawned = std::thread::Builder::new()
+        .name("airlock-vault-watch".into())
+        .spawn(move || {
+            let mut last = stamp();
+            loop {
+                std::thread::sleep(WATCH_INTERVAL);
+                let Some(owner) = owner.upgrade() else {
+                    return;
+                };
+                let now = stamp();
+                if now != last {
+                    cache(&owner).clear();
+                    last = now;
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(%err, "cannot watch the vault file; cached tokens follow only this process's changes");
     }
 }
 

@@ -203,7 +203,7 @@ impl Broker {
             }
         }
         let link_key = vault.derive_key(consent::LINK_KEY_LABEL);
-        Ok(Broker {
+        let broker = Broker {
             inner: Arc::new(Inner {
                 vault,
                 providers,
@@ -217,7 +217,13 @@ impl Broker {
                 lock_wait: options.lock_wait,
                 rejected: Mutex::new(HashMap::new()),
             }),
-        })
+        };
+        cache::watch(
+            Arc::downgrade(&broker.inner),
+            |inner: &Inner| &inner.cache,
+            broker.inner.vault.file(),
+        );
+        Ok(broker)
     }
 
     /// The vault behind this broker.
@@ -458,8 +464,15 @@ mod tests {
             TokenOutcome::Token(_)
         ));
 
-        // With the vault file gone, only memory can answer.
-        std::fs::remove_file(dir.path().join("vault.json")).unwrap();
+        // With the vault file garbled in place (same size, time and inode,
+        // so the watcher sees no change), only memory can answer.
+        let path = dir.path().join("vault.json");
+        let meta = std::fs::metadata(&path).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut &file, &vec![b'x'; meta.len() as usize]).unwrap();
+        file.set_modified(meta.modified().unwrap()).unwrap();
+        drop(file);
+        assert!(b.vault().get("alice", "demo").is_err());
         let started = std::time::Instant::now();
         let n = 100_000;
         for _ in 0..n {
@@ -470,10 +483,35 @@ mod tests {
         }
         eprintln!("cached lookup: {:?} each", started.elapsed() / n);
 
-        // A scope the cached token lacks goes to the vault, which is empty.
-        match b.token("alice", "demo", &["write".into()]).await.unwrap() {
+        // A scope the cached token lacks goes to the vault, which fails.
+        assert!(b.token("alice", "demo", &["write".into()]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_record_removed_by_another_process_leaves_the_cache_within_a_second() {
+        let (dir, b) = broker(0);
+        let now = b.now();
+        let record = TokenRecord {
+            access_token: Secret::new(b"cached-token-0123456789".to_vec()).unwrap(),
+            refresh_token: None,
+            expires_at: Some(now + 3600),
+            issued_at: Some(now),
+            scopes: vec![],
+            version: 0,
+        };
+        b.vault().put("alice", "demo", record).unwrap();
+        assert!(matches!(
+            b.token("alice", "demo", &[]).await.unwrap(),
+            TokenOutcome::Token(_)
+        ));
+
+        // Another handle on the same directory stands for another process.
+        let other = LocalVault::open(dir.path(), &KeySource::File(dir.path().join("k"))).unwrap();
+        assert!(other.remove("alice", "demo").unwrap());
+        tokio::time::sleep(cache::WATCH_INTERVAL * 3).await;
+        match b.token("alice", "demo", &[]).await.unwrap() {
             TokenOutcome::AuthorizationRequired(r) => assert_eq!(r.reason, "not_linked"),
-            other => panic!("expected authorization required, got {other:?}"),
+            other => panic!("a removed record was still served: {other:?}"),
         }
     }
 
