@@ -1,10 +1,12 @@
 //! The one type that holds credential bytes.
 //!
 //! A [`Secret`] has no `Display`, prints a placeholder in `Debug`, and wipes
-//! its memory on drop. Its bytes leave it in exactly three ways, all in this
+//! its memory on drop. Its bytes leave it in exactly four ways, all in this
 //! file: as an HTTP header value ([`Secret::header_value`]), as the set of
-//! encodings the response guard searches for ([`Secret::echo_forms`]), and as
-//! plaintext handed to the vault's sealing step ([`Secret::seal_with`]).
+//! encodings the response guard searches for ([`Secret::echo_forms`]), as
+//! plaintext handed to the vault's sealing step ([`Secret::seal_with`]), and
+//! as a form parameter of the broker's requests to a provider's token or
+//! revocation endpoint ([`Secret::oauth_param`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
@@ -129,6 +131,13 @@ impl Secret {
     /// what it produced.
     pub fn seal_with<T>(&self, seal: impl FnOnce(&[u8]) -> T) -> T {
         seal(&self.0)
+    }
+
+    /// The secret as a form parameter for the broker's own requests to a
+    /// provider's token or revocation endpoint (a refresh token being spent
+    /// or a token being revoked). Nothing else may call it.
+    pub(crate) fn oauth_param(&self) -> String {
+        String::from_utf8(self.0.to_vec()).expect("secret bytes were checked to be visible ASCII")
     }
 
     /// Length of the secret in bytes.

@@ -3,6 +3,7 @@
 mod audit;
 mod call;
 mod check;
+mod connect;
 mod serve;
 mod tools;
 mod vault;
@@ -31,6 +32,8 @@ enum Command {
     Tools(tools::Args),
     /// Run one tool for one user and print its JSON result.
     Call(call::Args),
+    /// Link a user's account for a connection (OAuth consent in a browser).
+    Connect(connect::Args),
     /// Manage linked accounts in the vault.
     #[command(subcommand)]
     Vault(vault::Command),
@@ -72,7 +75,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Tools(args) => tools::run(&config, args),
         Command::Call(args) => call::run(&config, args).await,
-        Command::Vault(command) => vault::run(&config, command),
+        Command::Connect(args) => connect::run(&config, args).await,
+        Command::Vault(command) => vault::run(&config, command).await,
         Command::Check(args) => check::run(&config, args),
         Command::Audit(command) => audit::run(&config, command),
         Command::Serve(args) => serve::run(&config, args).await,

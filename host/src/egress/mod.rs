@@ -191,6 +191,25 @@ impl CallContext {
         HttpError::HttpRequestDenied
     }
 
+    /// Records that the user must link an account and returns the error the
+    /// guest sees; the call ends as authorization-required.
+    fn authorization_required(
+        &self,
+        target: &Target,
+        method: &str,
+        connection: &str,
+        required: AuthorizationRequired,
+    ) -> HttpError {
+        let mut e = self.event(Some(target), method);
+        e.connection = Some(connection.to_string());
+        e.decision = Some(Decision::AuthorizationRequired);
+        e.reason = Some(required.reason.to_string());
+        self.record(e);
+        let mut slot = self.auth_required.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(required);
+        HttpError::HttpRequestDenied
+    }
+
     fn record(&self, event: Event) {
         if let Err(err) = self.egress.audit.record(event) {
             tracing::error!(%err, call_id = %self.call_id, "audit write failed");
@@ -334,14 +353,7 @@ async fn decide_and_send(
                 credential = Some((secret, placement.header.clone(), placement.prefix.clone()));
             }
             Ok(TokenOutcome::AuthorizationRequired(required)) => {
-                let mut e = call.event(Some(&target), &method);
-                e.connection = Some(connection.clone());
-                e.decision = Some(Decision::AuthorizationRequired);
-                e.reason = Some(required.reason.to_string());
-                call.record(e);
-                let mut slot = call.auth_required.lock().unwrap_or_else(|e| e.into_inner());
-                slot.get_or_insert(required);
-                return Err(HttpError::HttpRequestDenied);
+                return Err(call.authorization_required(&target, &method, connection, required));
             }
             Err(err) => {
                 tracing::error!(%err, tool = %call.tool.tool, user = %call.user, connection = %connection, "token lookup failed");
@@ -352,7 +364,50 @@ async fn decide_and_send(
         }
     }
 
-    match send::send(&call, &target, grant, request, options, credential, started).await {
+    // A 401 to a request carrying a token drops that token, and a request
+    // that can be replayed (idempotent method, no body) goes once more with
+    // a fresh one.
+    let injected = credential.as_ref().map(|(secret, _, _)| secret.clone());
+    let replay = replayable(&request).then(|| request_head(&request));
+    let (request, body_seen) = watch_body(request);
+    let mut result = send::send(&call, &target, grant, request, options, credential, started).await;
+    if let (Ok((response, _)), Some(token), Some(connection)) =
+        (&result, &injected, &grant.connection)
+        && response.status() == http::StatusCode::UNAUTHORIZED
+    {
+        call.egress.broker.invalidate(&call.user, connection, token);
+        if let Some(head) = replay
+            && !body_seen.load(Ordering::Relaxed)
+        {
+            let scopes = &call.tool.scopes[index];
+            match call
+                .egress
+                .broker
+                .token(&call.user, connection, scopes)
+                .await
+            {
+                Ok(TokenOutcome::Token(fresh)) if fresh != *token => {
+                    tracing::info!(tool = %call.tool.tool, user = %call.user, connection = %connection, "airlock.egress.retry_after_401");
+                    drop(result);
+                    let placement = &call.egress.connections[connection];
+                    let credential =
+                        Some((fresh, placement.header.clone(), placement.prefix.clone()));
+                    let request = http::Request::from_parts(head, empty_body());
+                    result =
+                        send::send(&call, &target, grant, request, options, credential, started)
+                            .await;
+                }
+                Ok(TokenOutcome::AuthorizationRequired(required)) => {
+                    return Err(call.authorization_required(&target, &method, connection, required));
+                }
+                Ok(TokenOutcome::Token(_)) => {}
+                Err(err) => {
+                    tracing::warn!(%err, tool = %call.tool.tool, user = %call.user, connection = %connection, "token refresh after 401 failed");
+                }
+            }
+        }
+    }
+    match result {
         Ok(sent) => Ok(sent),
         Err(send::SendError::Denied(reason)) => {
             Err(call.deny(Some(&target), &method, &reason, PRIVATE_HINT))
@@ -368,6 +423,50 @@ async fn decide_and_send(
             Err(error)
         }
     }
+}
+
+/// Whether a request may be sent twice: an idempotent method that carries
+/// no body (checked again once it has been sent).
+fn replayable(request: &http::Request<WasiBody>) -> bool {
+    matches!(
+        *request.method(),
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    )
+}
+
+fn request_head(request: &http::Request<WasiBody>) -> http::request::Parts {
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = request.method().clone();
+    parts.uri = request.uri().clone();
+    parts.version = request.version();
+    parts.headers = request.headers().clone();
+    parts
+}
+
+fn empty_body() -> WasiBody {
+    use http_body_util::BodyExt as _;
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Wraps the guest's body so the gate learns whether it carried data.
+fn watch_body(
+    request: http::Request<WasiBody>,
+) -> (http::Request<WasiBody>, Arc<std::sync::atomic::AtomicBool>) {
+    use http_body_util::BodyExt as _;
+    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = seen.clone();
+    let (parts, body) = request.into_parts();
+    let body = body
+        .map_frame(move |frame| {
+            if frame.data_ref().is_some_and(|d| !d.is_empty()) {
+                flag.store(true, Ordering::Relaxed);
+            }
+            frame
+        })
+        .boxed_unsync();
+    (http::Request::from_parts(parts, body), seen)
 }
 
 const PRIVATE_HINT: &str = "the name resolved only to addresses this grant may not reach; \

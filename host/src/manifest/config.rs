@@ -87,6 +87,10 @@ pub struct HostConfig {
     /// Fixed answers for name resolution, used instead of the system
     /// resolver for these names (split-horizon setups and tests).
     pub resolve: BTreeMap<String, Vec<IpAddr>>,
+    /// Base URL at which this host serves its consent routes
+    /// (`/consent/start`, `/consent/callback`); authorization-required
+    /// outcomes carry a consent URL only when it is set.
+    pub consent_base_url: Option<url::Url>,
     /// Tool calls running at once in this host; more are refused.
     pub max_concurrent_calls: u32,
     /// Tool calls running at once for one user; more are refused.
@@ -103,6 +107,7 @@ impl Default for HostConfig {
             max_concurrent_calls: 64,
             max_concurrent_calls_per_user: 8,
             wasm_stack_kib: 512,
+            consent_base_url: None,
         }
     }
 }
@@ -116,6 +121,9 @@ pub struct ConnectionConfig {
     pub header: String,
     /// Text written before the token in that header.
     pub prefix: String,
+    /// How tokens are obtained and refreshed; `None` when they are only
+    /// stored by hand (`airlock vault put`).
+    pub oauth: Option<super::oauth::OAuthSettings>,
 }
 
 /// A tool the operator loads.
@@ -275,6 +283,8 @@ struct RawHost {
     max_concurrent_calls: Option<Spanned<u32>>,
     max_concurrent_calls_per_user: Option<Spanned<u32>>,
     wasm_stack_kib: Option<Spanned<u32>>,
+    #[serde(default)]
+    consent_base_url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -285,6 +295,42 @@ struct RawConnection {
     header: String,
     #[serde(default = "default_prefix")]
     prefix: String,
+    // The OAuth keys, checked by `oauth::RawOAuth` (serde cannot refuse
+    // unknown keys next to a flattened struct, so they are listed here).
+    provider: Option<String>,
+    client_id: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<String>,
+    client_secret: Option<toml::Value>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    redirect_url: Option<String>,
+    issuer: Option<String>,
+    tenant: Option<String>,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    revoke_url: Option<String>,
+    client_auth: Option<super::oauth::ClientAuth>,
+}
+
+impl RawConnection {
+    fn oauth(&mut self) -> super::oauth::RawOAuth {
+        super::oauth::RawOAuth {
+            provider: self.provider.take(),
+            client_id: self.client_id.take(),
+            client_secret_env: self.client_secret_env.take(),
+            client_secret_file: self.client_secret_file.take(),
+            client_secret: self.client_secret.take(),
+            scopes: std::mem::take(&mut self.scopes),
+            redirect_url: self.redirect_url.take(),
+            issuer: self.issuer.take(),
+            tenant: self.tenant.take(),
+            authorize_url: self.authorize_url.take(),
+            token_url: self.token_url.take(),
+            revoke_url: self.revoke_url.take(),
+            client_auth: self.client_auth.take(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -416,8 +462,14 @@ impl Config {
                 .insert(name.trim_end_matches('.').to_ascii_lowercase(), ips);
         }
 
+        if let Some(u) = raw.host.consent_base_url {
+            let url = super::oauth::parse_endpoint(u.get_ref())
+                .map_err(|m| at(u.span(), format!("host.consent_base_url: {m}")))?;
+            host.consent_base_url = Some(url);
+        }
+
         let mut connections = BTreeMap::new();
-        for (name, c) in raw.connections {
+        for (name, mut c) in raw.connections {
             check_identifier(&name).map_err(|m| at(name.span(), format!("connections: {m}")))?;
             if c.audience.is_empty() {
                 return Err(at(
@@ -448,12 +500,17 @@ impl Config {
                     ),
                 ));
             }
+            let oauth = c
+                .oauth()
+                .parse(name.get_ref(), base)
+                .map_err(|m| at(name.span(), m))?;
             connections.insert(
                 name.into_inner(),
                 ConnectionConfig {
                     audience,
                     header: c.header,
                     prefix: c.prefix,
+                    oauth,
                 },
             );
         }
@@ -732,6 +789,48 @@ allow_private = true
         let err =
             error(&GOOD.replace("url = \"http://127.0.0.1:8080/**\"", "url = \"ftp://x/**\""));
         assert!(err.starts_with("airlock.toml:13:"), "{err}");
+    }
+
+    #[test]
+    fn connection_with_oauth_keys_parses_and_unknown_keys_are_refused() {
+        let text = GOOD.replace(
+            "audience = [\"http://127.0.0.1:8080\"]",
+            "audience = [\"http://127.0.0.1:8080\"]\nprovider = \"github\"\nclient_id = \"abc\"\nclient_secret_env = \"GH_SECRET\"",
+        );
+        let c = parse(&text).unwrap();
+        let oauth = c.connections["demo"].oauth.as_ref().unwrap();
+        assert_eq!(oauth.client_id, "abc");
+
+        let err = error(&text.replace("client_id", "client_idd"));
+        assert!(err.contains("client_idd"), "{err}");
+        let err = error(&text.replace(
+            "client_secret_env = \"GH_SECRET\"",
+            "client_secret = \"GH_SECRET\"",
+        ));
+        assert!(
+            err.starts_with("airlock.toml:5:") && err.contains("never written"),
+            "{err}"
+        );
+        assert!(!err.contains("GH_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn consent_base_url_must_be_https_or_loopback() {
+        let err = error(&format!(
+            "[host]\nconsent_base_url = \"http://airlock.example.com\"\n{GOOD}"
+        ));
+        assert!(
+            err.starts_with("airlock.toml:2:") && err.contains("only https"),
+            "{err}"
+        );
+        let c = parse(&format!(
+            "[host]\nconsent_base_url = \"http://127.0.0.1:8400\"\n{GOOD}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.host.consent_base_url.unwrap().as_str(),
+            "http://127.0.0.1:8400/"
+        );
     }
 
     #[test]

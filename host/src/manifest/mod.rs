@@ -5,6 +5,7 @@
 //! names the file, the line and what was expected.
 
 pub mod config;
+pub mod oauth;
 pub mod pattern;
 pub mod serve;
 
@@ -12,4 +13,5 @@ pub use config::{
     AuditSettings, Config, ConfigError, ConnectionConfig, EndpointGrant, Limits, ToolConfig,
     VaultConfig,
 };
+pub use oauth::{ClientAuth, OAuthSettings, ProviderKind, SecretSource};
 pub use serve::{ApiKeyConfig, CallersConfig, OidcConfig, ServeConfig, UserSet};

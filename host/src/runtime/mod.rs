@@ -221,6 +221,10 @@ pub enum LoadError {
     /// The vault could not be opened.
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// The broker could not be set up (for example, a client secret is
+    /// missing).
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
     /// The engine could not be created.
     #[error("engine: {0}")]
     Engine(String),
@@ -283,6 +287,17 @@ impl Host {
         vault: Arc<LocalVault>,
         audit: AuditLog,
     ) -> Result<Host, LoadError> {
+        let broker = Broker::from_config(config, vault)?;
+        Host::with_broker(config, broker, audit)
+    }
+
+    /// Loads every tool in `config` with a broker made by the caller (to
+    /// share it with the consent routes, or to set its options).
+    pub fn with_broker(
+        config: &Config,
+        broker: Broker,
+        audit: AuditLog,
+    ) -> Result<Host, LoadError> {
         let HostConfig {
             max_concurrent_calls,
             max_concurrent_calls_per_user,
@@ -294,7 +309,7 @@ impl Host {
         let mut linker = Linker::new(&engine);
         state::link(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let egress = Arc::new(Egress::new(
-            Broker::new(vault),
+            broker,
             Resolver::new(config.host.resolve.clone()),
             audit.clone(),
             config.connections.clone(),
