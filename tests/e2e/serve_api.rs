@@ -188,3 +188,21 @@ fn canary_token_and_caller_keys_never_appear_in_answers_logs_or_audit() {
         assert!(found.is_empty(), "secret found: {found:#?}");
     }
 }
+
+#[test]
+fn consent_routes_are_the_only_unauthenticated_ones() {
+    let fx = fixture("", "");
+    let server = HttpServer::start(&fx);
+
+    // Without a caller credential the API refuses, but the consent routes
+    // answer (here: the link is unsigned, so the broker refuses it itself).
+    let (status, _) = http("GET", &format!("{}/v1/tools", server.base), &[], None);
+    assert_eq!(status, 401);
+    for path in [
+        "/consent/start?user=alice&connection=demo",
+        "/consent/callback?state=x&code=y",
+    ] {
+        let (status, body) = http("GET", &format!("{}{path}", server.base), &[], None);
+        assert!(status == 400 || status == 403, "{path}: {status} {body}");
+    }
+}

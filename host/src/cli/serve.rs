@@ -53,13 +53,30 @@ pub async fn run(config: &airlock::manifest::Config, args: Args) -> anyhow::Resu
         .with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr().context("reading the bound address")?;
     let sessions = CancellationToken::new();
-    // FIXME(#4): mount the broker's consent routes here as the
-    // unauthenticated router once they exist.
-    let app = airlock::serve::router(server.clone(), axum::Router::new(), sessions.clone());
+    // The consent routes are the only ones reachable without a caller
+    // credential; each is bound by its signed link or single-use state.
+    let app = airlock::serve::router(server.clone(), consent_router(&server), sessions.clone());
     println!("listening on http://{bound}");
     tracing::info!(%bound, tools = server.host().tools().len(), "serving");
     airlock::serve::serve_http(server, listener, app, sessions, shutdown).await?;
     Ok(0)
+}
+
+/// `GET /consent/start` and `GET /consent/callback`, served by the same
+/// broker the host fetches tokens from, so a completed consent is used by
+/// the very next call.
+fn consent_router(server: &Server) -> axum::Router {
+    let broker = server.host().egress().broker.clone();
+    let handler = move |request: axum::extract::Request| {
+        let broker = broker.clone();
+        // The routes never read a body; drop it so the future is Send.
+        let (parts, _body) = request.into_parts();
+        let request = http::Request::from_parts(parts, ());
+        async move { airlock::broker::consent_routes(&broker, &request).await }
+    };
+    axum::Router::new()
+        .route("/consent/start", axum::routing::get(handler.clone()))
+        .route("/consent/callback", axum::routing::get(handler))
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.
