@@ -78,6 +78,7 @@ fn a_key_for_alice_cannot_act_as_bob_and_the_refusal_is_audited() {
     let events = audit_events(&fx, bob);
     assert!(!events.is_empty());
     for e in &events {
+        assert_eq!(e.kind, airlock::audit::EventKind::CallerRefused, "{e:?}");
         assert_eq!(e.decision, Some(Decision::Deny), "{e:?}");
         assert_eq!(e.reason.as_deref(), Some("caller_not_entitled"));
         assert_eq!(e.caller, "key:agent-alice");

@@ -172,16 +172,13 @@ pub(super) fn acting_for(
     })
 }
 
-/// Records that `caller` was refused acting for `user`.
-///
-/// FIXME(#8): the audit record has no event kind for a refused caller; it
-/// is recorded as a `call_end` denied with reason `caller_not_entitled`, for
-/// tool `*` when the request named none, and a zero component digest since
-/// no component ran.
+/// Records that `caller` was refused acting for `user`: a `caller_refused`
+/// event, denied with reason `caller_not_entitled`, for tool `*` when the
+/// request named none, with a zero component digest since no component ran.
 fn audit_refusal(server: &Server, caller: &str, user: &str, tool: &str) {
     let call_id = hex::encode(rand::random::<[u8; 12]>());
     let mut event = Event::new(
-        EventKind::CallEnd,
+        EventKind::CallerRefused,
         &call_id,
         user,
         caller,
