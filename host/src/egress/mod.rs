@@ -18,7 +18,7 @@ pub use send::Resolver;
 use crate::audit::{AuditLog, Decision, Event, EventKind};
 use crate::broker::{AuthorizationRequired, Broker, TokenOutcome};
 use crate::manifest::{ConnectionConfig, Limits};
-use crate::policy::{self, DenyReason, Policy, Target};
+use crate::policy::{self, DenyReason, Grant, Policy, Target};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -80,6 +80,8 @@ pub struct CallContext {
     pub egress: Arc<Egress>,
     /// The tool being called.
     pub tool: Arc<ToolEgress>,
+    /// The tool's name as listed (`<tool>.<function>`), for audit and logs.
+    pub name: String,
     /// The user the call acts for.
     pub user: String,
     /// Who made the call (runtime, API key id).
@@ -106,6 +108,7 @@ impl CallContext {
     pub fn new(
         egress: Arc<Egress>,
         tool: Arc<ToolEgress>,
+        name: String,
         user: String,
         caller: String,
         call_id: String,
@@ -113,6 +116,7 @@ impl CallContext {
         CallContext {
             egress,
             tool,
+            name,
             user,
             caller,
             call_id,
@@ -153,7 +157,7 @@ impl CallContext {
             &self.call_id,
             &self.user,
             &self.caller,
-            &self.tool.tool,
+            &self.name,
             &self.tool.component,
         );
         e.method = Some(method.to_string());
@@ -197,17 +201,29 @@ impl CallContext {
         &self,
         target: &Target,
         method: &str,
-        connection: &str,
+        grant: &Grant,
         required: AuthorizationRequired,
     ) -> HttpError {
         let mut e = self.event(Some(target), method);
-        e.connection = Some(connection.to_string());
+        e.connection = grant.connection.clone();
+        e.scopes = self.scopes_of(grant);
         e.decision = Some(Decision::AuthorizationRequired);
         e.reason = Some(required.reason.to_string());
         self.record(e);
         let mut slot = self.auth_required.lock().unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert(required);
         HttpError::HttpRequestDenied
+    }
+
+    /// The scopes the tool needs for `grant`, recorded with each request
+    /// that carries a credential.
+    fn scopes_of(&self, grant: &Grant) -> Vec<String> {
+        let grants = self.tool.policy.grants();
+        grants
+            .iter()
+            .position(|g| std::ptr::eq(g, grant))
+            .map(|i| self.tool.scopes[i].clone())
+            .unwrap_or_default()
     }
 
     fn record(&self, event: Event) {
@@ -353,7 +369,7 @@ async fn decide_and_send(
                 credential = Some((secret, placement.header.clone(), placement.prefix.clone()));
             }
             Ok(TokenOutcome::AuthorizationRequired(required)) => {
-                return Err(call.authorization_required(&target, &method, connection, required));
+                return Err(call.authorization_required(&target, &method, grant, required));
             }
             Err(err) => {
                 tracing::error!(%err, tool = %call.tool.tool, user = %call.user, connection = %connection, "token lookup failed");
@@ -398,7 +414,7 @@ async fn decide_and_send(
                             .await;
                 }
                 Ok(TokenOutcome::AuthorizationRequired(required)) => {
-                    return Err(call.authorization_required(&target, &method, connection, required));
+                    return Err(call.authorization_required(&target, &method, grant, required));
                 }
                 Ok(TokenOutcome::Token(_)) => {}
                 Err(err) => {
@@ -416,6 +432,7 @@ async fn decide_and_send(
             tracing::info!(tool = %call.tool.tool, user = %call.user, host = %target.host, code, "airlock.egress.failed");
             let mut e = call.event(Some(&target), &method);
             e.connection = grant.connection.clone();
+            e.scopes = call.scopes_of(grant);
             e.decision = Some(Decision::Error);
             e.reason = Some(code.to_string());
             e.duration_ms = Some(started.elapsed().as_millis() as u64);

@@ -201,6 +201,9 @@ pub(super) async fn send(
 
     let mut event = call.event(Some(target), &method);
     event.connection = grant.connection.clone();
+    if grant.connection.is_some() {
+        event.scopes = call.scopes_of(grant);
+    }
     event.decision = Some(Decision::Allow);
     event.status = Some(parts.status.as_u16());
     let audit_call = call.clone();

@@ -400,6 +400,7 @@ impl Host {
         let call = Arc::new(CallContext::new(
             self.egress.clone(),
             tool.egress.clone(),
+            def.name.clone(),
             request.user.clone(),
             request.caller.clone(),
             call_id.clone(),
