@@ -184,7 +184,7 @@ impl CallContext {
         hint: &str,
     ) -> HttpError {
         tracing::info!(
-            tool = %self.tool.tool, user = %self.user, method, host = target.map(|t| t.host.to_string()).unwrap_or_default(),
+            tool = %self.name, user = %self.user, method, host = target.map(|t| t.host.to_string()).unwrap_or_default(),
             path = target.map(|t| t.redacted_path()).unwrap_or_default(), reason = reason.code(), hint,
             "airlock.egress.denied"
         );
@@ -372,7 +372,7 @@ async fn decide_and_send(
                 return Err(call.authorization_required(&target, &method, grant, required));
             }
             Err(err) => {
-                tracing::error!(%err, tool = %call.tool.tool, user = %call.user, connection = %connection, "token lookup failed");
+                tracing::error!(%err, tool = %call.name, user = %call.user, connection = %connection, "token lookup failed");
                 return Err(HttpError::InternalError(Some(
                     "credential lookup failed".into(),
                 )));
@@ -403,7 +403,7 @@ async fn decide_and_send(
                 .await
             {
                 Ok(TokenOutcome::Token(fresh)) if fresh != *token => {
-                    tracing::info!(tool = %call.tool.tool, user = %call.user, connection = %connection, "airlock.egress.retry_after_401");
+                    tracing::info!(tool = %call.name, user = %call.user, connection = %connection, "airlock.egress.retry_after_401");
                     drop(result);
                     let placement = &call.egress.connections[connection];
                     let credential =
@@ -418,7 +418,7 @@ async fn decide_and_send(
                 }
                 Ok(TokenOutcome::Token(_)) => {}
                 Err(err) => {
-                    tracing::warn!(%err, tool = %call.tool.tool, user = %call.user, connection = %connection, "token refresh after 401 failed");
+                    tracing::warn!(%err, tool = %call.name, user = %call.user, connection = %connection, "token refresh after 401 failed");
                 }
             }
         }
@@ -429,7 +429,7 @@ async fn decide_and_send(
             Err(call.deny(Some(&target), &method, &reason, PRIVATE_HINT))
         }
         Err(send::SendError::Failed { error, code }) => {
-            tracing::info!(tool = %call.tool.tool, user = %call.user, host = %target.host, code, "airlock.egress.failed");
+            tracing::info!(tool = %call.name, user = %call.user, host = %target.host, code, "airlock.egress.failed");
             let mut e = call.event(Some(&target), &method);
             e.connection = grant.connection.clone();
             e.scopes = call.scopes_of(grant);
