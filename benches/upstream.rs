@@ -4,16 +4,27 @@
 //!
 //! `GET /small.json` answers a fixed 120-byte JSON document at once;
 //! `GET /slow.json` answers it after [`SLOW`], to hold calls in flight.
+//! `POST /token` is an OAuth 2.0 token endpoint for the refresh grant
+//! (RFC 6749 section 6): after [`REFRESH_DELAY`], as a provider would take,
+//! it issues a new access token and rotates the refresh token.
+//! `GET /refreshes` answers how many refreshes it has served.
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How long `/slow.json` waits before answering.
 pub const SLOW: Duration = Duration::from_millis(400);
+
+/// How long the token endpoint takes to answer a refresh.
+pub const REFRESH_DELAY: Duration = Duration::from_millis(100);
+
+/// Refresh grants the token endpoint has served.
+static REFRESHES: AtomicU64 = AtomicU64::new(0);
 
 /// The document every route answers.
 pub const SMALL_JSON: &str = r#"{"id":12345,"name":"airlock-bench","private":false,"owner":{"login":"octo","id":1},"stars":42,"topics":["wasm","oauth"]}"#;
@@ -45,6 +56,30 @@ impl Upstream {
             .parse()
             .unwrap_or_else(|_| panic!("upstream printed {line:?} instead of its port"));
         Upstream { port, child }
+    }
+
+    /// How many refresh grants the token endpoint has served so far.
+    pub async fn refreshes(&self) -> u64 {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connecting to the upstream");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake with the upstream");
+        tokio::spawn(connection);
+        let request = http::Request::get("/refreshes")
+            .header("host", "127.0.0.1")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.expect("GET /refreshes");
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("reading /refreshes")
+            .to_bytes();
+        std::str::from_utf8(&body)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .expect("/refreshes answers a count")
     }
 
     /// Base URL, such as `http://127.0.0.1:40123`.
@@ -100,6 +135,10 @@ async fn answer(
             tokio::time::sleep(SLOW).await;
             json()
         }
+        "/token" => token(req).await,
+        "/refreshes" => http::Response::new(Full::new(Bytes::from(
+            REFRESHES.load(Ordering::SeqCst).to_string(),
+        ))),
         _ => http::Response::builder()
             .status(404)
             .body(Full::new(Bytes::new()))
@@ -112,5 +151,35 @@ fn json() -> http::Response<Full<Bytes>> {
     http::Response::builder()
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from_static(SMALL_JSON.as_bytes())))
+        .unwrap()
+}
+
+/// Answers a refresh grant with a new token pair; anything else with
+/// `invalid_request`.
+async fn token(req: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+    use http_body_util::BodyExt as _;
+    let body = req.into_body().collect().await.map(|b| b.to_bytes());
+    let form = body.as_deref().unwrap_or_default();
+    let is_refresh = form
+        .split(|b| *b == b'&')
+        .any(|pair| pair == b"grant_type=refresh_token");
+    if !is_refresh {
+        return http::Response::builder()
+            .status(400)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"error":"invalid_request"}"#,
+            )))
+            .unwrap();
+    }
+    tokio::time::sleep(REFRESH_DELAY).await;
+    let n = REFRESHES.fetch_add(1, Ordering::SeqCst) + 1;
+    let reply = format!(
+        r#"{{"access_token":"bench-refreshed-access-{n:08}-0123456789abcdef","token_type":"Bearer","expires_in":3600,"refresh_token":"bench-rotated-refresh-{n:08}-0123456789abcdef"}}"#
+    );
+    http::Response::builder()
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(Full::new(Bytes::from(reply)))
         .unwrap()
 }

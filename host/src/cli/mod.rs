@@ -3,6 +3,8 @@
 mod audit;
 mod call;
 mod check;
+mod connect;
+mod serve;
 mod tools;
 mod vault;
 
@@ -30,6 +32,8 @@ enum Command {
     Tools(tools::Args),
     /// Run one tool for one user and print its JSON result.
     Call(call::Args),
+    /// Link a user's account for a connection (OAuth consent in a browser).
+    Connect(connect::Args),
     /// Manage linked accounts in the vault.
     #[command(subcommand)]
     Vault(vault::Command),
@@ -38,6 +42,8 @@ enum Command {
     /// Verify and query the audit log.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Serve the tools to agent runtimes: MCP (stdio or HTTP) and the HTTP API.
+    Serve(serve::Args),
 }
 
 /// Exit status for a call that needs the user to link an account.
@@ -51,7 +57,11 @@ pub fn main() -> i32 {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A blocking read of standard input (`serve --stdio` on a terminal or a
+    // file) never returns on its own; do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -65,9 +75,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Tools(args) => tools::run(&config, args),
         Command::Call(args) => call::run(&config, args).await,
-        Command::Vault(command) => vault::run(&config, command),
+        Command::Connect(args) => connect::run(&config, args).await,
+        Command::Vault(command) => vault::run(&config, command).await,
         Command::Check(args) => check::run(&config, args),
         Command::Audit(command) => audit::run(&config, command),
+        Command::Serve(args) => serve::run(&config, args).await,
     }
 }
 
@@ -108,8 +120,14 @@ fn open_audit(config: &airlock::manifest::Config) -> anyhow::Result<airlock::aud
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
         .unwrap_or_else(|_| "warn,airlock=info".into());
+    // The MCP SDK logs whole requests at debug, tool arguments (URLs with
+    // their query strings) included; keep that out unless asked for by name.
+    let asked = std::env::var("AIRLOCK_LOG").is_ok_and(|v| v.contains("rmcp"));
+    if !asked && let Ok(cap) = "rmcp=info".parse() {
+        filter = filter.add_directive(cap);
+    }
     use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -2,7 +2,7 @@
 //! checked one (or reuse an open connection to it), attach the credential,
 //! and guard the response.
 
-use super::guard::GuardedBody;
+use super::guard::{GuardedBody, guard_head};
 use super::pool::{PoolKey, Returning};
 use super::{CallContext, Sent};
 use crate::audit::Decision;
@@ -140,6 +140,7 @@ pub(super) async fn send(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_request_bytes) {
+        call.trip("max_request_bytes", limits.max_request_bytes);
         return Err(failed(
             HttpError::HttpRequestBodySize(Some(limits.max_request_bytes)),
             "request_too_large",
@@ -170,6 +171,7 @@ pub(super) async fn send(
         inner: body,
         limit: limits.max_request_bytes,
         sent: bytes_out.clone(),
+        call: call.clone(),
     };
     let request = http::Request::from_parts(parts, body);
 
@@ -177,25 +179,17 @@ pub(super) async fn send(
         exchange(call, &key, request, connect_timeout, first_byte_timeout).await?;
     let (mut parts, incoming) = response.into_parts();
     let incoming = Returning::new(incoming, call.egress.pool.clone(), key, sender);
-    let mut header_redactions = 0;
-    if let Some(r) = &redactor {
-        header_redactions = r.redact_headers(&mut parts.headers);
-        let encoding = parts
-            .headers
-            .get(http::header::CONTENT_ENCODING)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
-        if encoding.as_deref().is_some_and(|e| e != "identity") {
-            // FIXME(#5): decode gzip/deflate with a size cap instead of refusing.
-            return Err(failed(
-                HttpError::HttpResponseContentCoding(encoding),
-                "encoded_response",
-            ));
-        }
-        parts.headers.remove(http::header::CONTENT_LENGTH);
-    }
+    let (header_redactions, decoder) = match &redactor {
+        Some(r) => guard_head(r, &mut parts, limits.max_response_bytes)
+            .map_err(|e| failed(e, "unsupported_coding"))?,
+        None => (0, None),
+    };
 
     let mut event = call.event(Some(target), &method);
     event.connection = grant.connection.clone();
+    if grant.connection.is_some() {
+        event.scopes = call.scopes_of(grant);
+    }
     event.decision = Some(Decision::Allow);
     event.status = Some(parts.status.as_u16());
     let audit_call = call.clone();
@@ -209,8 +203,10 @@ pub(super) async fn send(
     let body = GuardedBody::new(
         incoming,
         redactor,
+        decoder,
         limits.max_response_bytes,
         between_bytes_timeout,
+        call.clone(),
         on_end,
     );
     // The connection is driven by its own task, which outlives this
@@ -237,6 +233,13 @@ async fn exchange(
     let response_timeout = || failed(HttpError::HttpResponseTimeout, "response_timeout");
     let upstream_error = |err: hyper::Error| {
         tracing::debug!(%err, "upstream request failed");
+        if err.is_parse_too_large() {
+            let size = Some(MAX_RESPONSE_HEAD as u32);
+            return failed(
+                HttpError::HttpResponseHeaderSectionSize(size),
+                "head_too_large",
+            );
+        }
         failed(HttpError::HttpProtocolError, "upstream_error")
     };
 
@@ -324,6 +327,7 @@ pub(super) struct LimitedBody {
     inner: WasiBody,
     limit: u64,
     sent: Arc<AtomicU64>,
+    call: Arc<CallContext>,
 }
 
 impl Body for LimitedBody {
@@ -339,6 +343,7 @@ impl Body for LimitedBody {
             Poll::Ready(Some(Ok(frame))) => {
                 let n = frame.data_ref().map_or(0, |d| d.len() as u64);
                 if this.sent.fetch_add(n, Ordering::Relaxed) + n > this.limit {
+                    this.call.trip("max_request_bytes", this.limit);
                     return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(
                         this.limit,
                     )))));

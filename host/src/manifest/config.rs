@@ -5,6 +5,10 @@
 //! dir = ".airlock"                  # data directory, relative to this file
 //! key_env = "AIRLOCK_VAULT_KEY"     # or key_file = "..."; default: <dir>/vault.key
 //!
+//! [host]
+//! max_concurrent_calls = 64         # and max_concurrent_calls_per_user = 8
+//! wasm_stack_kib = 512              # wasm stack of every guest
+//!
 //! [connections.github]
 //! audience = ["https://api.github.com"]
 //!
@@ -12,15 +16,19 @@
 //! source = "fetch.wasm"
 //! sha256 = "<64 hex digits>"
 //! config = { user_agent = "airlock" }
-//! limits = { max_requests = 8 }
+//! limits = { max_requests = 8 }   # per call; see runtime for every key
 //!
 //! [[tools.fetch.endpoints]]
 //! url = "https://api.github.com/repos/**"
 //! methods = ["GET"]
 //! connection = "github"             # or: unauthenticated = true
 //! ```
+//!
+//! The `[serve]` and `[callers]` sections of `airlock serve` are described
+//! in [`super::serve`].
 
 use super::pattern::{HostPattern, MethodSet, UrlPattern};
+use super::serve::{CallersConfig, RawCallers, RawServe, ServeConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -42,6 +50,10 @@ pub struct Config {
     pub host: HostConfig,
     /// Audit log settings.
     pub audit: AuditSettings,
+    /// How `airlock serve` runs.
+    pub serve: ServeConfig,
+    /// Who may call the HTTP server, and for which users.
+    pub callers: CallersConfig,
 }
 
 /// Where and how the audit log is written.
@@ -70,11 +82,34 @@ pub struct VaultConfig {
 }
 
 /// Host-wide settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HostConfig {
     /// Fixed answers for name resolution, used instead of the system
     /// resolver for these names (split-horizon setups and tests).
     pub resolve: BTreeMap<String, Vec<IpAddr>>,
+    /// Base URL at which this host serves its consent routes
+    /// (`/consent/start`, `/consent/callback`); authorization-required
+    /// outcomes carry a consent URL only when it is set.
+    pub consent_base_url: Option<url::Url>,
+    /// Tool calls running at once in this host; more are refused.
+    pub max_concurrent_calls: u32,
+    /// Tool calls running at once for one user; more are refused.
+    pub max_concurrent_calls_per_user: u32,
+    /// Wasm stack of every guest, in KiB. Host-wide because wasmtime sets
+    /// it per engine.
+    pub wasm_stack_kib: u32,
+}
+
+impl Default for HostConfig {
+    fn default() -> HostConfig {
+        HostConfig {
+            resolve: BTreeMap::new(),
+            max_concurrent_calls: 64,
+            max_concurrent_calls_per_user: 8,
+            wasm_stack_kib: 512,
+            consent_base_url: None,
+        }
+    }
 }
 
 /// An upstream API that tokens are issued for.
@@ -86,6 +121,9 @@ pub struct ConnectionConfig {
     pub header: String,
     /// Text written before the token in that header.
     pub prefix: String,
+    /// How tokens are obtained and refreshed; `None` when they are only
+    /// stored by hand (`airlock vault put`).
+    pub oauth: Option<super::oauth::OAuthSettings>,
 }
 
 /// A tool the operator loads.
@@ -136,6 +174,8 @@ pub struct Limits {
     pub max_response_bytes: u64,
     /// Time for one outbound request to connect and answer, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Bytes of the tool's result once lifted out of the guest.
+    pub max_output_bytes: u64,
 }
 
 impl Default for Limits {
@@ -148,6 +188,7 @@ impl Default for Limits {
             max_request_bytes: 1 << 20,
             max_response_bytes: 8 << 20,
             request_timeout_ms: 15_000,
+            max_output_bytes: 1 << 20,
         }
     }
 }
@@ -191,6 +232,10 @@ struct RawConfig {
     connections: BTreeMap<Spanned<String>, RawConnection>,
     #[serde(default)]
     tools: BTreeMap<Spanned<String>, RawTool>,
+    #[serde(default)]
+    serve: Option<Spanned<RawServe>>,
+    #[serde(default)]
+    callers: RawCallers,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +280,11 @@ enum FailurePolicy {
 struct RawHost {
     #[serde(default)]
     resolve: BTreeMap<String, Vec<Spanned<String>>>,
+    max_concurrent_calls: Option<Spanned<u32>>,
+    max_concurrent_calls_per_user: Option<Spanned<u32>>,
+    wasm_stack_kib: Option<Spanned<u32>>,
+    #[serde(default)]
+    consent_base_url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +295,42 @@ struct RawConnection {
     header: String,
     #[serde(default = "default_prefix")]
     prefix: String,
+    // The OAuth keys, checked by `oauth::RawOAuth` (serde cannot refuse
+    // unknown keys next to a flattened struct, so they are listed here).
+    provider: Option<String>,
+    client_id: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<String>,
+    client_secret: Option<toml::Value>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    redirect_url: Option<String>,
+    issuer: Option<String>,
+    tenant: Option<String>,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    revoke_url: Option<String>,
+    client_auth: Option<super::oauth::ClientAuth>,
+}
+
+impl RawConnection {
+    fn oauth(&mut self) -> super::oauth::RawOAuth {
+        super::oauth::RawOAuth {
+            provider: self.provider.take(),
+            client_id: self.client_id.take(),
+            client_secret_env: self.client_secret_env.take(),
+            client_secret_file: self.client_secret_file.take(),
+            client_secret: self.client_secret.take(),
+            scopes: std::mem::take(&mut self.scopes),
+            redirect_url: self.redirect_url.take(),
+            issuer: self.issuer.take(),
+            tenant: self.tenant.take(),
+            authorize_url: self.authorize_url.take(),
+            token_url: self.token_url.take(),
+            revoke_url: self.revoke_url.take(),
+            client_auth: self.client_auth.take(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -331,6 +417,33 @@ impl Config {
         };
 
         let mut host = HostConfig::default();
+        let counts = [
+            ("max_concurrent_calls", raw.host.max_concurrent_calls, 1),
+            (
+                "max_concurrent_calls_per_user",
+                raw.host.max_concurrent_calls_per_user,
+                1,
+            ),
+            ("wasm_stack_kib", raw.host.wasm_stack_kib, 64),
+        ];
+        for (key, value, min) in counts {
+            let Some(value) = value else { continue };
+            if *value.get_ref() < min {
+                return Err(at(
+                    value.span(),
+                    format!(
+                        "host.{key}: expected at least {min}, got {}",
+                        value.get_ref()
+                    ),
+                ));
+            }
+            let slot = match key {
+                "max_concurrent_calls" => &mut host.max_concurrent_calls,
+                "max_concurrent_calls_per_user" => &mut host.max_concurrent_calls_per_user,
+                _ => &mut host.wasm_stack_kib,
+            };
+            *slot = value.into_inner();
+        }
         for (name, addrs) in raw.host.resolve {
             let mut ips = Vec::new();
             for a in addrs {
@@ -349,8 +462,14 @@ impl Config {
                 .insert(name.trim_end_matches('.').to_ascii_lowercase(), ips);
         }
 
+        if let Some(u) = raw.host.consent_base_url {
+            let url = super::oauth::parse_endpoint(u.get_ref())
+                .map_err(|m| at(u.span(), format!("host.consent_base_url: {m}")))?;
+            host.consent_base_url = Some(url);
+        }
+
         let mut connections = BTreeMap::new();
-        for (name, c) in raw.connections {
+        for (name, mut c) in raw.connections {
             check_identifier(&name).map_err(|m| at(name.span(), format!("connections: {m}")))?;
             if c.audience.is_empty() {
                 return Err(at(
@@ -381,12 +500,17 @@ impl Config {
                     ),
                 ));
             }
+            let oauth = c
+                .oauth()
+                .parse(name.get_ref(), base)
+                .map_err(|m| at(name.span(), m))?;
             connections.insert(
                 name.into_inner(),
                 ConnectionConfig {
                     audience,
                     header: c.header,
                     prefix: c.prefix,
+                    oauth,
                 },
             );
         }
@@ -484,6 +608,16 @@ impl Config {
             continue_on_failure: raw.audit.on_failure == FailurePolicy::Continue,
             write_timeout_ms: raw.audit.write_timeout_ms,
         };
+        let serve = match raw.serve {
+            None => ServeConfig::default(),
+            Some(s) => {
+                let span = s.span();
+                super::serve::parse_serve(s.into_inner())
+                    .map_err(|m| at(span, format!("serve: {m}")))?
+            }
+        };
+        let callers = super::serve::parse_callers(raw.callers, &at)?;
+
         Ok(Config {
             file: file.to_path_buf(),
             vault,
@@ -491,6 +625,8 @@ impl Config {
             tools,
             host,
             audit,
+            serve,
+            callers,
         })
     }
 }
@@ -530,7 +666,7 @@ fn parse_origin(text: &str) -> Result<UrlPattern, String> {
         .map_err(|e| e.to_string())
 }
 
-fn check_identifier(name: &Spanned<String>) -> Result<(), String> {
+pub(super) fn check_identifier(name: &Spanned<String>) -> Result<(), String> {
     let n = name.get_ref();
     let ok = !n.is_empty()
         && n.len() <= 64
@@ -656,11 +792,83 @@ allow_private = true
     }
 
     #[test]
+    fn connection_with_oauth_keys_parses_and_unknown_keys_are_refused() {
+        let text = GOOD.replace(
+            "audience = [\"http://127.0.0.1:8080\"]",
+            "audience = [\"http://127.0.0.1:8080\"]\nprovider = \"github\"\nclient_id = \"abc\"\nclient_secret_env = \"GH_SECRET\"",
+        );
+        let c = parse(&text).unwrap();
+        let oauth = c.connections["demo"].oauth.as_ref().unwrap();
+        assert_eq!(oauth.client_id, "abc");
+
+        let err = error(&text.replace("client_id", "client_idd"));
+        assert!(err.contains("client_idd"), "{err}");
+        let err = error(&text.replace(
+            "client_secret_env = \"GH_SECRET\"",
+            "client_secret = \"GH_SECRET\"",
+        ));
+        assert!(
+            err.starts_with("airlock.toml:5:") && err.contains("never written"),
+            "{err}"
+        );
+        assert!(!err.contains("GH_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn consent_base_url_must_be_https_or_loopback() {
+        let err = error(&format!(
+            "[host]\nconsent_base_url = \"http://airlock.example.com\"\n{GOOD}"
+        ));
+        assert!(
+            err.starts_with("airlock.toml:2:") && err.contains("only https"),
+            "{err}"
+        );
+        let c = parse(&format!(
+            "[host]\nconsent_base_url = \"http://127.0.0.1:8400\"\n{GOOD}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.host.consent_base_url.unwrap().as_str(),
+            "http://127.0.0.1:8400/"
+        );
+    }
+
+    #[test]
     fn bad_limit_type_is_located() {
         let err = error(&GOOD.replace(
             "[[tools.fetch.endpoints]]",
             "limits = { max_requests = \"many\" }\n[[tools.fetch.endpoints]]",
         ));
         assert!(err.starts_with("airlock.toml:12:"), "{err}");
+    }
+
+    #[test]
+    fn host_limits_parse_and_default() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.host.max_concurrent_calls, 64);
+        assert_eq!(c.host.max_concurrent_calls_per_user, 8);
+        assert_eq!(c.host.wasm_stack_kib, 512);
+        let text = format!(
+            "[host]\nmax_concurrent_calls = 3\nmax_concurrent_calls_per_user = 1\nwasm_stack_kib = 128\n{GOOD}"
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.host.max_concurrent_calls, 3);
+        assert_eq!(c.host.max_concurrent_calls_per_user, 1);
+        assert_eq!(c.host.wasm_stack_kib, 128);
+    }
+
+    #[test]
+    fn host_limits_below_their_minimum_are_located() {
+        let err = error(&format!("[host]\nmax_concurrent_calls = 0\n{GOOD}"));
+        assert!(err.starts_with("airlock.toml:2:"), "{err}");
+        assert!(
+            err.contains("host.max_concurrent_calls: expected at least 1, got 0"),
+            "{err}"
+        );
+        let err = error(&format!("[host]\nwasm_stack_kib = 8\n{GOOD}"));
+        assert!(
+            err.contains("host.wasm_stack_kib: expected at least 64, got 8"),
+            "{err}"
+        );
     }
 }

@@ -5,9 +5,13 @@
 //! names the file, the line and what was expected.
 
 pub mod config;
+pub mod oauth;
 pub mod pattern;
+pub mod serve;
 
 pub use config::{
     AuditSettings, Config, ConfigError, ConnectionConfig, EndpointGrant, Limits, ToolConfig,
     VaultConfig,
 };
+pub use oauth::{ClientAuth, OAuthSettings, ProviderKind, SecretSource};
+pub use serve::{ApiKeyConfig, CallersConfig, OidcConfig, ServeConfig, UserSet};

@@ -7,7 +7,12 @@ const EMPTY: &[u8] = b"\0asm\x0d\0\x01\0";
 const OTHER: &[u8] = b"\0asm\x0d\0\x01\0\x00\x04\x03abc";
 
 fn engine() -> Engine {
-    super::super::engine::new_engine(64).unwrap()
+    super::super::engine::new_engine(super::super::engine::EngineSize {
+        max_wasm_stack: 512 << 10,
+        max_memory_mib: 64,
+        max_instances: 4,
+    })
+    .unwrap()
 }
 
 fn digest(bytes: &[u8]) -> String {

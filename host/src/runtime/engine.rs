@@ -1,29 +1,21 @@
-//! The engine configuration, the call slots that bound concurrency, and the
-//! epoch ticker.
+//! The engine configuration and the epoch ticker.
 //!
 //! The engine is set up for many short calls: instances come from a pooling
 //! allocator whose slots are reused (no `mmap` per call, copy-on-write
 //! memory images), and only the wasmtime features Airlock uses are compiled
 //! in (see `host/Cargo.toml`; `component-model-async` and `threads` stay
-//! off: the async concurrency support makes each call several times slower). The pool is sized for a small host (2 cores,
-//! 24 GiB): [`MAX_CONCURRENT_CALLS`] instances at once, each with at most its
-//! tool's memory limit, so the pool's worst case stays within the machine.
+//! off: the async concurrency support makes each call several times
+//! slower). The pool holds `[host] max_concurrent_calls` instances at once,
+//! each with at most the largest memory limit of the loaded tools; the host
+//! refuses calls beyond that count before they reach the pool.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{Semaphore, SemaphorePermit};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Interval of the epoch ticker; CPU deadlines are counted in these.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Wasm stack available to a guest.
-pub const MAX_WASM_STACK: usize = 512 * 1024;
-
-/// Tool calls that hold an instance at the same time; further calls wait
-/// for a slot instead of failing.
-pub const MAX_CONCURRENT_CALLS: u32 = 256;
 
 /// Core instances, memories and tables one component may use. These match
 /// the per-store limits in `state.rs`.
@@ -34,11 +26,22 @@ const MAX_TABLES_PER_COMPONENT: u32 = 64;
 /// Largest linear memory any pool slot can hold (a 32-bit memory's limit).
 const MAX_POOL_MEMORY: u64 = 4 << 30;
 
-/// Builds the host's engine. `max_memory_mib` is the largest memory limit of
-/// any loaded tool; pool slots are sized for it.
-pub(super) fn new_engine(max_memory_mib: u64) -> wasmtime::Result<Engine> {
+/// What the engine is sized for: taken from `[host]` and the tools' limits.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct EngineSize {
+    /// Bytes of wasm stack every guest gets (`[host] wasm_stack_kib`).
+    pub max_wasm_stack: usize,
+    /// The largest memory limit of any loaded tool; pool slots hold it.
+    pub max_memory_mib: u64,
+    /// Instances alive at once (`[host] max_concurrent_calls`); the pool
+    /// holds this many, and the host refuses calls beyond it.
+    pub max_instances: u32,
+}
+
+/// Builds the host's engine with a pooling allocator sized by `size`.
+pub(super) fn new_engine(size: EngineSize) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
-    let calls = MAX_CONCURRENT_CALLS;
+    let calls = size.max_instances.max(1);
     pool.total_component_instances(calls)
         .total_stacks(calls)
         // Most components hold a handful of core instances and one memory;
@@ -49,13 +52,17 @@ pub(super) fn new_engine(max_memory_mib: u64) -> wasmtime::Result<Engine> {
         .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
         .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
-        .max_memory_size(pool_memory_bytes(max_memory_mib));
+        .max_memory_size(pool_memory_bytes(size.max_memory_mib));
 
     let mut config = Config::new();
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .epoch_interruption(true)
-        .max_wasm_stack(MAX_WASM_STACK)
+        .max_wasm_stack(size.max_wasm_stack)
+        // Async calls run on a stack of their own, which must hold the wasm
+        // stack and the host functions the guest calls (1.5 MiB, as with
+        // wasmtime's defaults).
+        .async_stack_size(size.max_wasm_stack + (3 << 19))
         .parallel_compilation(true);
     Engine::new(&config)
 }
@@ -64,23 +71,6 @@ pub(super) fn new_engine(max_memory_mib: u64) -> wasmtime::Result<Engine> {
 fn pool_memory_bytes(mib: u64) -> usize {
     let bytes = mib.max(1).saturating_mul(1 << 20).min(MAX_POOL_MEMORY);
     usize::try_from(bytes).unwrap_or(usize::MAX)
-}
-
-/// The instance slots of the pool; a call holds one while it runs.
-pub(super) struct CallSlots(Semaphore);
-
-impl CallSlots {
-    pub(super) fn new() -> CallSlots {
-        CallSlots(Semaphore::new(MAX_CONCURRENT_CALLS as usize))
-    }
-
-    /// Waits for a free slot.
-    pub(super) async fn acquire(&self) -> SemaphorePermit<'_> {
-        self.0
-            .acquire()
-            .await
-            .expect("the call slots semaphore is never closed")
-    }
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
@@ -130,7 +120,12 @@ mod tests {
 
     #[tokio::test]
     async fn instances_come_from_a_pool_of_the_configured_size() {
-        let engine = new_engine(64).unwrap();
+        let engine = new_engine(EngineSize {
+            max_wasm_stack: 512 << 10,
+            max_memory_mib: 64,
+            max_instances: 8,
+        })
+        .unwrap();
         let component =
             wasmtime::component::Component::from_binary(&engine, EMPTY_COMPONENT).unwrap();
         let linker = wasmtime::component::Linker::<()>::new(&engine);
@@ -141,7 +136,7 @@ mod tests {
         };
 
         let mut live = Vec::new();
-        for _ in 0..MAX_CONCURRENT_CALLS {
+        for _ in 0..8 {
             live.push(instantiate().await.unwrap());
         }
         assert!(
@@ -151,19 +146,5 @@ mod tests {
         // A dropped store gives its slot back.
         live.pop();
         instantiate().await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn call_slots_make_the_extra_call_wait() {
-        let slots = CallSlots::new();
-        let mut held = Vec::new();
-        for _ in 0..MAX_CONCURRENT_CALLS {
-            held.push(slots.acquire().await);
-        }
-        let extra = tokio::time::timeout(Duration::from_millis(20), slots.acquire()).await;
-        assert!(extra.is_err(), "a call got a slot beyond the pool's size");
-        held.pop();
-        let freed = tokio::time::timeout(Duration::from_secs(5), slots.acquire()).await;
-        assert!(freed.is_ok(), "a freed slot was not handed out");
     }
 }
