@@ -66,6 +66,9 @@ impl State {
 pub(crate) struct Pending {
     pub(crate) seq: u64,
     pub(crate) line: String,
+    /// The UTC day (`YYYYMMDD`) the event was recorded on, which decides
+    /// its file when files rotate daily.
+    pub(crate) date: u32,
 }
 
 impl Shared {
@@ -151,7 +154,7 @@ pub(crate) fn run_writer(shared: &Shared, mut out: FileWriter) {
         let sync = shutting_down || st.sync_wanted > st.synced;
         drop(st);
 
-        let lines: Vec<&str> = batch.iter().map(|p| p.line.as_str()).collect();
+        let lines: Vec<(&str, u32)> = batch.iter().map(|p| (p.line.as_str(), p.date)).collect();
         let (written, mut result) = out.write(&lines);
         if result.is_ok() && sync {
             result = out.sync();

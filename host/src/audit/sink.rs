@@ -3,12 +3,22 @@
 //!
 //! [`AuditLog::record`] takes a lock, waits (bounded) for room in the queue,
 //! gives the event its `seq`, `time`, `prev` and `hash`, and queues its line,
-//! all under that one lock so queue order is chain order. It then waits, for
-//! what is left of the write timeout, until the writer has appended the line.
-//! The writer takes everything queued as one batch, appends it, and syncs
-//! the file when a flush asks for it, on rotation and on shutdown. A failed
-//! write keeps the batch at the head of the queue and is retried with
-//! backoff, so a chain never skips an event that was given a seq.
+//! all under that one lock so queue order is chain order. It does not wait
+//! for the file: the writer takes everything queued as one batch, appends
+//! it, and syncs the file when a flush asks for it, on rotation and on
+//! shutdown. A failed write keeps the batch at the head of the queue and is
+//! retried with backoff, so a chain never skips an event that was given a
+//! seq; while the writer is failing, `record` reports the failure.
+//!
+//! # Durability
+//!
+//! An event `record` accepted is in memory until the writer appends it,
+//! normally within a millisecond; it is on disk once a [`AuditLog::flush`]
+//! returns, and when the last clone of the log is dropped (the writer
+//! writes and syncs what is queued before it stops). A process that dies
+//! without either can lose the events still queued, at most the queue's
+//! capacity, always from the end of the chain: what was written still
+//! verifies, and nothing is missing from its middle.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -20,7 +30,7 @@ use crate::audit::AuditError;
 use crate::audit::event::{Event, strip_query_values};
 use crate::audit::files;
 use crate::audit::queue::{Pending, Shared, run_writer};
-use crate::audit::time::rfc3339_millis;
+use crate::audit::time::{date_stamp, rfc3339_millis};
 use crate::audit::writer::FileWriter;
 
 /// What the host does when an event cannot be written in time.
@@ -131,13 +141,7 @@ impl AuditLog {
             }
             None => None,
         };
-        let out = FileWriter::new(
-            &cfg.dir,
-            cfg.max_file_bytes,
-            cfg.rotate_daily,
-            opts.clock.clone(),
-            newest,
-        );
+        let out = FileWriter::new(&cfg.dir, cfg.max_file_bytes, cfg.rotate_daily, newest);
 
         let shared = Arc::new(Shared::new(next_seq, last_hash, opts.capacity, opts.clock));
         let for_writer = shared.clone();
@@ -167,14 +171,19 @@ impl AuditLog {
         AuditLog { inner: None }
     }
 
-    /// Records `event` and waits at most the write timeout for it to reach
-    /// the file (not for it to be synced; see [`AuditLog::flush`]).
+    /// Records `event`: gives it its place in the chain and queues it for
+    /// the writer, without waiting for the file (see the module's
+    /// durability notes; [`AuditLog::flush`] waits until it is synced).
     ///
     /// The log sets `seq`, `prev` and `hash`, sets `time` when it is empty,
     /// and strips query values from `path`. An event that breaks the rules
     /// of the record is refused with [`AuditError::InvalidEvent`] whatever
-    /// the failure mode. A write that fails or times out is logged at error
-    /// level and, under [`FailureMode::FailCall`], returned; under
+    /// the failure mode. When the queue stays full for the write timeout the
+    /// event is refused ([`AuditError::QueueFull`], no seq used); while the
+    /// writer's last attempt failed, the event is queued (it keeps its place
+    /// and is written when the writer recovers) and the failure reported
+    /// ([`AuditError::Write`]). Either is logged at error level and, under
+    /// [`FailureMode::FailCall`], returned; under
     /// [`FailureMode::ContinueAndAlert`] `record` returns `Ok`.
     pub fn record(&self, event: Event) -> Result<(), AuditError> {
         let Some(inner) = &self.inner else {
@@ -247,8 +256,10 @@ impl Inner {
 
         let seq = st.next_seq;
         event.seq = seq;
+        let now = (shared.clock)();
+        let date = date_stamp(now);
         if event.time.is_empty() {
-            event.time = rfc3339_millis((shared.clock)());
+            event.time = rfc3339_millis(now);
         }
         event.path = event.path.as_deref().map(strip_query_values);
         event.prev = st.last_hash.clone();
@@ -258,26 +269,18 @@ impl Inner {
 
         st.next_seq += 1;
         st.last_hash = event.hash;
-        st.queue.push_back(Pending { seq, line });
-        let failures_before = st.failures;
-        shared.work.notify_one();
-
-        loop {
-            if st.written > seq {
-                return Ok(());
-            }
-            if st.failures > failures_before {
-                return Err(st.write_error());
-            }
-            if st.stopped {
-                return Err(AuditError::Closed);
-            }
-            let (guard, expired) = shared.wait_progress(st, deadline);
-            st = guard;
-            if expired {
-                return Err(AuditError::Timeout { timeout_ms });
-            }
+        // The writer sleeps only with an empty queue; otherwise it is busy
+        // and takes this line with the next batch.
+        if st.queue.is_empty() {
+            shared.work.notify_one();
         }
+        st.queue.push_back(Pending { seq, line, date });
+
+        // The writer's last attempt failed and it has not recovered since.
+        if st.last_error.is_some() {
+            return Err(st.write_error());
+        }
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), AuditError> {
@@ -527,19 +530,25 @@ mod tests {
             std::fs::remove_dir_all(path).unwrap();
             std::fs::write(path, "").unwrap();
         }
-        let err = strict.record(sample(0)).unwrap_err();
+        // Recording does not wait for the file; the failure shows in a
+        // flush, and in every record while the writer has not recovered.
+        strict.record(sample(0)).unwrap();
+        lenient.record(sample(0)).unwrap();
+        assert!(matches!(strict.flush(), Err(AuditError::Write { .. })));
+        assert!(matches!(lenient.flush(), Err(AuditError::Write { .. })));
+        let err = strict.record(sample(1)).unwrap_err();
         assert!(matches!(err, AuditError::Write { .. }), "{err}");
         assert!(lenient.record(sample(1)).is_ok());
 
-        // Once the directory is back, the queued event is written in place.
+        // Once the directory is back, the queued events are written in place.
         for path in [&strict_dir, &lenient_dir] {
             std::fs::remove_file(path).unwrap();
             std::fs::create_dir(path).unwrap();
         }
         strict.flush().unwrap();
         lenient.flush().unwrap();
-        assert_eq!(verify(&strict_dir).unwrap().events, 1);
-        assert_eq!(verify(&lenient_dir).unwrap().events, 1);
+        assert_eq!(verify(&strict_dir).unwrap().events, 2);
+        assert_eq!(verify(&lenient_dir).unwrap().events, 2);
     }
 
     #[test]
@@ -551,10 +560,13 @@ mod tests {
         strict.set_stalled(true);
 
         let started = Instant::now();
-        let err = strict.record(sample(0)).unwrap_err();
-        assert!(matches!(err, AuditError::Timeout { .. }), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(2));
+        strict.record(sample(0)).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "record waited for the writer"
+        );
         assert!(matches!(strict.flush(), Err(AuditError::Timeout { .. })));
+        assert!(started.elapsed() < Duration::from_secs(2));
 
         strict.set_stalled(false);
         strict.flush().unwrap();
@@ -577,14 +589,8 @@ mod tests {
         let log = AuditLog::open_with(cfg, opts).unwrap();
         log.set_stalled(true);
 
-        assert!(matches!(
-            log.record(sample(0)),
-            Err(AuditError::Timeout { .. })
-        ));
-        assert!(matches!(
-            log.record(sample(1)),
-            Err(AuditError::Timeout { .. })
-        ));
+        log.record(sample(0)).unwrap();
+        log.record(sample(1)).unwrap();
         assert!(matches!(
             log.record(sample(2)),
             Err(AuditError::QueueFull { .. })
@@ -604,9 +610,17 @@ mod tests {
         let mut cfg = config(dir.path());
         cfg.write_timeout = Duration::from_millis(100);
         cfg.on_failure = FailureMode::ContinueAndAlert;
-        let log = AuditLog::open(cfg).unwrap();
+        let opts = Options {
+            capacity: 1,
+            ..Options::default()
+        };
+        let log = AuditLog::open_with(cfg, opts).unwrap();
         log.set_stalled(true);
         assert!(log.record(sample(0)).is_ok());
+        assert!(
+            log.record(sample(1)).is_ok(),
+            "a full queue is not an error"
+        );
         assert!(log.flush().is_err(), "flush reports failure in either mode");
     }
 

@@ -12,15 +12,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::audit::files::{self, AuditFile};
-use crate::audit::sink::Clock;
-use crate::audit::time::date_stamp;
 
 /// Appends audit lines to the current file and rotates it.
 pub(crate) struct FileWriter {
     dir: PathBuf,
     max_file_bytes: u64,
     rotate_daily: bool,
-    clock: Clock,
     current: Option<Current>,
     handle: Option<File>,
     /// The current file may end in a fragment that could not be removed.
@@ -43,14 +40,12 @@ impl FileWriter {
         dir: &Path,
         max_file_bytes: u64,
         rotate_daily: bool,
-        clock: Clock,
         newest: Option<(AuditFile, u64)>,
     ) -> FileWriter {
         FileWriter {
             dir: dir.to_owned(),
             max_file_bytes,
             rotate_daily,
-            clock,
             current: newest.map(|(file, len)| Current {
                 path: file.path,
                 date: file.date,
@@ -62,17 +57,16 @@ impl FileWriter {
         }
     }
 
-    /// Appends `lines` (each ending with a newline) in order, rotating as
-    /// needed. Returns how many lines reached a file, and the error that
-    /// stopped the rest.
-    pub(crate) fn write(&mut self, lines: &[&str]) -> (usize, io::Result<()>) {
+    /// Appends `lines` (each ending with a newline, with the UTC day,
+    /// `YYYYMMDD`, it was recorded on) in order, rotating as needed. Returns
+    /// how many lines reached a file, and the error that stopped the rest.
+    pub(crate) fn write(&mut self, lines: &[(&str, u32)]) -> (usize, io::Result<()>) {
         let mut done = 0;
         let mut buf: Vec<u8> = Vec::new();
         let mut in_buf = 0;
 
-        for line in lines {
-            let today = date_stamp((self.clock)());
-            if self.must_rotate(buf.len() as u64 + line.len() as u64, today) {
+        for &(line, today) in lines {
+            if self.must_rotate(buf.len() as u64, line.len() as u64, today) {
                 if let Err(e) = self.commit(&buf) {
                     return (done, Err(e));
                 }
@@ -103,18 +97,20 @@ impl FileWriter {
         handle.sync_data().inspect_err(|_| self.damaged = true)
     }
 
-    /// Whether the next `pending` bytes must go to a new file.
-    fn must_rotate(&self, pending: u64, today: u32) -> bool {
+    /// Whether a line of `line` bytes, after `buffered` bytes not yet
+    /// committed, must go to a new file.
+    fn must_rotate(&self, buffered: u64, line: u64, today: u32) -> bool {
         let Some(cur) = &self.current else {
             return true;
         };
         if self.damaged {
             return true;
         }
-        if cur.len == 0 {
+        let before = cur.len + buffered;
+        if before == 0 {
             return false;
         }
-        let too_big = self.max_file_bytes > 0 && cur.len + pending > self.max_file_bytes;
+        let too_big = self.max_file_bytes > 0 && before + line > self.max_file_bytes;
         too_big || (self.rotate_daily && today > cur.date)
     }
 
