@@ -155,6 +155,23 @@ impl Event {
         hex::encode(Sha256::digest(self.canonical_line().as_bytes()))
     }
 
+    /// Sets `hash` and returns the stored line (without its newline), as
+    /// [`Event::compute_hash`] and [`Event::to_line`] would, from one
+    /// serialization: `hash` is the last field, so the canonical line is
+    /// the stored line with the hash left out of its final quotes.
+    pub(crate) fn seal(&mut self) -> String {
+        self.hash.clear();
+        let mut line = serialize(self);
+        let hash = hex::encode(Sha256::digest(line.as_bytes()));
+        let open = line.len() - "\"}".len();
+        debug_assert_eq!(&line[open - "\"hash\":\"".len()..], "\"hash\":\"\"}");
+        line.truncate(open);
+        line.push_str(&hash);
+        line.push_str("\"}");
+        self.hash = hash;
+        line
+    }
+
     /// The line stored in an audit file, without its newline.
     pub fn to_line(&self) -> String {
         serialize(self)
@@ -267,6 +284,16 @@ pub(crate) mod tests {
             e.reason = Some("no_matching_grant".into());
         }
         e
+    }
+
+    #[test]
+    fn sealing_gives_the_hash_and_line_of_two_serializations() {
+        let mut e = request("alice", Decision::Allow);
+        e.prev = "ab".repeat(32);
+        e.hash = "stale".into();
+        let line = e.seal();
+        assert_eq!(e.hash, e.compute_hash());
+        assert_eq!(line, e.to_line());
     }
 
     #[test]

@@ -263,8 +263,7 @@ impl Inner {
         }
         event.path = event.path.as_deref().map(strip_query_values);
         event.prev = st.last_hash.clone();
-        event.hash = event.compute_hash();
-        let mut line = event.to_line();
+        let mut line = event.seal();
         line.push('\n');
 
         st.next_seq += 1;
