@@ -16,6 +16,10 @@ use crate::audit::AuditError;
 use crate::audit::sink::Clock;
 use crate::audit::writer::FileWriter;
 
+/// How long the writer lets events gather before writing them, unless a
+/// flush or shutdown is waiting.
+pub(crate) const LINGER: Duration = Duration::from_millis(2);
+
 /// What the recording threads and the writer thread share.
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
@@ -146,6 +150,17 @@ pub(crate) fn run_writer(shared: &Shared, mut out: FileWriter) {
                 }
                 (false, _) => break,
             };
+        }
+
+        // Let a busy host's events gather for a moment, so that one wake-up
+        // and one write serve many of them. Recorders do not wake the writer
+        // while the queue holds lines; a flush or shutdown does.
+        if !st.shutdown && st.sync_wanted <= st.synced && retry_at.is_none() {
+            st = shared
+                .work
+                .wait_timeout(st, LINGER)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
 
         let shutting_down = st.shutdown;

@@ -13,7 +13,8 @@
 //! # Durability
 //!
 //! An event `record` accepted is in memory until the writer appends it,
-//! normally within a millisecond; it is on disk once a [`AuditLog::flush`]
+//! within a few milliseconds (the writer lets events gather for up to
+//! 2 ms to write them in one go); it is on disk once a [`AuditLog::flush`]
 //! returns, and when the last clone of the log is dropped (the writer
 //! writes and syncs what is queued before it stops). A process that dies
 //! without either can lose the events still queued, at most the queue's
