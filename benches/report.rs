@@ -270,6 +270,7 @@ pub fn markdown(rows: &[Row], quick: bool) -> String {
          - build profile: {profile}\n\
          - mode: {mode}\n\n\
          ## Results\n\n{table}\n\
+         ## Targets missed\n\n{missed}\n\
          ## How each is measured\n\n{notes}",
         date = utc_date(),
         machine = machine(),
@@ -279,9 +280,60 @@ pub fn markdown(rows: &[Row], quick: bool) -> String {
             "full"
         },
         table = table(rows),
+        missed = missed(rows),
         notes = NOTES,
     )
 }
+
+/// The rows whose target was missed, each with what was measured, and
+/// what the profile shows taking the time.
+fn missed(rows: &[Row]) -> String {
+    let mut text = String::new();
+    for r in rows.iter().filter(|r| r.met == Some(false)) {
+        let ratio = if r.ratio == "—" {
+            String::new()
+        } else {
+            format!(" ({} of native)", r.ratio)
+        };
+        text.push_str(&format!(
+            "- item {}, {}: {}{ratio}, target {}.\n",
+            r.item, r.what, r.airlock, r.target
+        ));
+    }
+    if text.is_empty() {
+        return "None in this run.\n".into();
+    }
+    text.push('\n');
+    text.push_str(PROFILE);
+    text
+}
+
+/// What a profile of item 2 shows. Written by hand from a `perf record`
+/// of `--only 2` on the release build; update it with the code.
+const PROFILE: &str = "\
+Where the time goes in item 2 (`perf record` of \
+`target/release/deps/airlock-* --only 2`, 2026-12-04, after the changes \
+on the `perf` branch; the profile is flat, with no single hot spot). Self \
+time: `malloc`, `free` and friends about 12%, spread over wasmtime's \
+store and resource table, `wasmtime-wasi-http`'s request, response and \
+body resources, the tasks that carry them, and hyper; thread switches and \
+wake-ups (`finish_task_switch`, `try_to_wake_up`) about 7%; `memmove` \
+about 4%; the guest's JIT code about 4%. Inclusive (DWARF unwinding, \
+which stops at JIT frames, so these are lower bounds): the loopback TCP \
+send path in the kernel about 8% (the native client pays it too); \
+dropping the store and handing the instance back to the pool about 6%, \
+most of it resetting the touched pages (`PAGEMAP_SCAN`); the three \
+audit records about 6% (serializing, hashing, the chain lock). \
+Throughput at c=32 is bound by CPU on the two cores: two cores over the \
+rate is about 130 µs per mediated call against about 18 µs per native \
+request in the profiled run. Closing that gap needs a different shape \
+rather than more trimming: an instance kept warm across calls is ruled \
+out by the fresh-instance-per-call rule, so what remains is the \
+`wasi:http` resource and task plumbing per request (one spawned task for \
+the outgoing request, one for the incoming body, a resource per header \
+map, stream and pollable) and the instantiation of a component with the \
+full WASI import set.
+";
 
 const NOTES: &str = "\
 All in one process (`benches/main.rs`) on a multi-threaded tokio runtime, \

@@ -247,6 +247,10 @@ async fn http_async(
 
 /// Audit events of `fx` that match `filter`.
 pub fn audit_events(fx: &Fixture, filter: airlock::audit::Filter) -> Vec<airlock::audit::Event> {
+    // A running server's writer appends recorded events within a few
+    // milliseconds (it lets them gather for 2 ms), not before `record`
+    // returns: give the last ones time to reach the file.
+    std::thread::sleep(std::time::Duration::from_millis(100));
     airlock::audit::query(&fx.audit_dir(), &filter).unwrap()
 }
 
