@@ -155,21 +155,43 @@ impl Event {
         hex::encode(Sha256::digest(self.canonical_line().as_bytes()))
     }
 
-    /// Sets `hash` and returns the stored line (without its newline), as
-    /// [`Event::compute_hash`] and [`Event::to_line`] would, from one
-    /// serialization: `hash` is the last field, so the canonical line is
-    /// the stored line with the hash left out of its final quotes.
-    pub(crate) fn seal(&mut self) -> String {
+    /// The event serialized with `seq` 0 and `prev` and `hash` empty: the
+    /// part of its line that does not depend on its place in the chain,
+    /// completed by [`Event::chain`].
+    pub(crate) fn unchained_line(&mut self) -> String {
+        self.seq = 0;
+        self.prev.clear();
         self.hash.clear();
-        let mut line = serialize(self);
+        serialize(self)
+    }
+
+    /// Completes an [`Event::unchained_line`] for place `seq` after the
+    /// event whose hash is `prev` (lowercase hex): returns the stored line,
+    /// without its newline, and the event's hash. The result is what
+    /// [`Event::to_line`] and [`Event::compute_hash`] give for the event
+    /// with those fields set: `seq` is the first field, and `prev` and
+    /// `hash` are the last two.
+    pub(crate) fn chain(unchained: &str, seq: u64, prev: &str) -> (String, String) {
+        const HEAD: &str = r#"{"seq":0,"#;
+        const TAIL: &str = r#""prev":"","hash":""}"#;
+        debug_assert!(unchained.starts_with(HEAD) && unchained.ends_with(TAIL));
+        debug_assert!(prev.bytes().all(|b| b.is_ascii_hexdigit()));
+        let middle = &unchained[HEAD.len()..unchained.len() - TAIL.len()];
+
+        let mut line = String::with_capacity(unchained.len() + 160);
+        line.push_str(r#"{"seq":"#);
+        line.push_str(&seq.to_string());
+        line.push(',');
+        line.push_str(middle);
+        line.push_str(r#""prev":""#);
+        line.push_str(prev);
+        // The canonical line: `hash` written empty.
+        line.push_str(r#"","hash":""}"#);
         let hash = hex::encode(Sha256::digest(line.as_bytes()));
-        let open = line.len() - "\"}".len();
-        debug_assert_eq!(&line[open - "\"hash\":\"".len()..], "\"hash\":\"\"}");
-        line.truncate(open);
+        line.truncate(line.len() - r#""}"#.len());
         line.push_str(&hash);
-        line.push_str("\"}");
-        self.hash = hash;
-        line
+        line.push_str(r#""}"#);
+        (line, hash)
     }
 
     /// The line stored in an audit file, without its newline.
@@ -287,12 +309,18 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn sealing_gives_the_hash_and_line_of_two_serializations() {
+    fn a_chained_line_is_the_serialization_with_its_place_and_hash() {
         let mut e = request("alice", Decision::Allow);
-        e.prev = "ab".repeat(32);
         e.hash = "stale".into();
-        let line = e.seal();
-        assert_eq!(e.hash, e.compute_hash());
+        e.path = Some("/q?a=\"x\\y\"&seq=0,".into());
+        let unchained = e.unchained_line();
+        let prev = "ab".repeat(32);
+        let (line, hash) = Event::chain(&unchained, 1234567, &prev);
+
+        e.seq = 1234567;
+        e.prev = prev;
+        assert_eq!(hash, e.compute_hash());
+        e.hash = hash;
         assert_eq!(line, e.to_line());
     }
 

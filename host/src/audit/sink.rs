@@ -241,6 +241,16 @@ impl Inner {
         let deadline = Instant::now() + self.write_timeout;
         let timeout_ms = self.write_timeout.as_millis();
 
+        // Stamp and serialize before taking the chain lock; under it only
+        // `seq`, `prev` and the hash are filled in.
+        let now = (shared.clock)();
+        let date = date_stamp(now);
+        if event.time.is_empty() {
+            event.time = rfc3339_millis(now);
+        }
+        event.path = event.path.as_deref().map(strip_query_values);
+        let unchained = event.unchained_line();
+
         // Wait for room; the event gets no seq until it is queued, so giving
         // up here leaves no gap in the chain.
         let mut st = shared.lock();
@@ -256,19 +266,11 @@ impl Inner {
         }
 
         let seq = st.next_seq;
-        event.seq = seq;
-        let now = (shared.clock)();
-        let date = date_stamp(now);
-        if event.time.is_empty() {
-            event.time = rfc3339_millis(now);
-        }
-        event.path = event.path.as_deref().map(strip_query_values);
-        event.prev = st.last_hash.clone();
-        let mut line = event.seal();
+        let (mut line, hash) = Event::chain(&unchained, seq, &st.last_hash);
         line.push('\n');
 
         st.next_seq += 1;
-        st.last_hash = event.hash;
+        st.last_hash = hash;
         // The writer sleeps only with an empty queue; otherwise it is busy
         // and takes this line with the next batch.
         if st.queue.is_empty() {
