@@ -39,6 +39,11 @@ fn main() {
     for name in ["fetch"] {
         let path = out.join(format!("{name}.wasm"));
         assert!(path.exists(), "{} was not built", path.display());
+        // The tool's declaration travels beside the component, as
+        // `<component>.airlock.toml`, so the component stays as built.
+        let declaration = guests.join(name).join("airlock.toml");
+        std::fs::copy(&declaration, out.join(format!("{name}.wasm.airlock.toml")))
+            .unwrap_or_else(|e| panic!("copying {}: {e}", declaration.display()));
         constants.push_str(&format!(
             "pub const {}: &str = {:?};\n",
             name.to_uppercase(),

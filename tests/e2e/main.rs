@@ -2,5 +2,6 @@
 //! and httpbin (from PyPI) as the upstream, all on loopback.
 
 mod canary;
+mod declare;
 mod fetch;
 mod support;

@@ -19,10 +19,18 @@
 //! methods = ["GET"]
 //! connection = "github"             # or: unauthenticated = true
 //! ```
+//!
+//! A tool may also set `strict = true`: it then refuses to load when its
+//! declaration asks for something this file does not grant, or when it
+//! ships no declaration at all (see [`crate::manifest::effective`]).
+//!
+//! Each table is read on its own, so [`Config::parse_all`] reports every
+//! problem in the file, each with its line, column and key.
 
+use super::doc::{Doc, Value};
 use super::pattern::{HostPattern, MethodSet, UrlPattern};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -101,6 +109,24 @@ pub struct ToolConfig {
     pub config: BTreeMap<String, String>,
     /// Resource limits per call.
     pub limits: Limits,
+    /// Refuse to load when the tool's declaration asks for more than is
+    /// granted here, or when it has no declaration.
+    pub strict: bool,
+    /// Where the tool's settings are written in the config file.
+    pub lines: ToolLines,
+}
+
+/// Lines (1-based) of a tool's settings in the config file, for messages
+/// found after parsing, such as a digest mismatch or a declared need that
+/// is not granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolLines {
+    /// The tool's table (`[tools.NAME]`).
+    pub table: usize,
+    /// The `sha256` key.
+    pub sha256: usize,
+    /// Each key of the tool's `config` table.
+    pub config: BTreeMap<String, usize>,
 }
 
 /// One granted endpoint.
@@ -116,6 +142,9 @@ pub struct EndpointGrant {
     pub scopes: Vec<String>,
     /// Whether addresses in loopback and private ranges may be reached.
     pub allow_private: bool,
+    /// Line (1-based) of the grant in the config file; 0 when it was not
+    /// read from one.
+    pub line: usize,
 }
 
 /// Per-call resource limits.
@@ -152,12 +181,13 @@ impl Default for Limits {
     }
 }
 
-/// A config that could not be read, with where and why.
+/// A config or tool declaration that could not be read, with where and
+/// why.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{file}: {source}")]
+    #[error("{}: {source}", file.display())]
     Read {
         /// The file.
         file: PathBuf,
@@ -165,7 +195,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid, at a known place.
-    #[error("{file}:{line}:{column}: {message}")]
+    #[error("{}:{line}:{column}: {}", file.display(), keyed(key, message))]
     Invalid {
         /// The file.
         file: PathBuf,
@@ -173,24 +203,31 @@ pub enum ConfigError {
         line: usize,
         /// 1-based column.
         column: usize,
+        /// The key the problem is about, such as `tools.fetch.sha256`;
+        /// empty for a syntax error.
+        key: String,
         /// What is wrong and what was expected.
         message: String,
     },
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    vault: Option<Spanned<RawVault>>,
-    #[serde(default)]
-    host: RawHost,
-    #[serde(default)]
-    audit: RawAudit,
-    #[serde(default)]
-    connections: BTreeMap<Spanned<String>, RawConnection>,
-    #[serde(default)]
-    tools: BTreeMap<Spanned<String>, RawTool>,
+impl ConfigError {
+    /// Line and column, for sorting problems in file order; a file that
+    /// could not be read sorts first.
+    pub fn position(&self) -> (usize, usize) {
+        match self {
+            ConfigError::Read { .. } => (0, 0),
+            ConfigError::Invalid { line, column, .. } => (*line, *column),
+        }
+    }
+}
+
+fn keyed(key: &str, message: &str) -> String {
+    if key.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{key}: {message}")
+    }
 }
 
 #[derive(Deserialize)]
@@ -247,17 +284,18 @@ struct RawConnection {
     prefix: String,
 }
 
+/// A tool table without its `endpoints`, which are read one by one.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTool {
     source: String,
     sha256: Spanned<String>,
     #[serde(default)]
-    endpoints: Vec<RawEndpoint>,
-    #[serde(default)]
-    config: BTreeMap<String, String>,
+    config: BTreeMap<Spanned<String>, String>,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    strict: bool,
 }
 
 #[derive(Deserialize)]
@@ -282,216 +320,410 @@ fn default_prefix() -> String {
     "Bearer ".into()
 }
 
+/// The top-level tables a config may have.
+const TOP_LEVEL: &str = "vault, host, audit, connections, tools";
+
 impl Config {
     /// Reads and checks the config at `path`. Relative paths inside it are
-    /// resolved against its directory.
+    /// resolved against its directory. Returns the first problem; see
+    /// [`Config::load_all`] for every problem.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: path.to_path_buf(),
-            source,
-        })?;
+        Config::load_all(path).map_err(first)
+    }
+
+    /// Like [`Config::load`], but reports every problem found, in file
+    /// order.
+    pub fn load_all(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        match Config::load_partial(path) {
+            (config, errors) if errors.is_empty() => Ok(config),
+            (_, errors) => Err(errors),
+        }
+    }
+
+    /// Reads the config at `path` as far as it can; see
+    /// [`Config::parse_partial`].
+    pub fn load_partial(path: &Path) -> (Config, Vec<ConfigError>) {
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, path, base)
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse_partial(&text, path, base),
+            Err(source) => {
+                let (config, _) = Config::parse_partial("", path, base);
+                let error = ConfigError::Read {
+                    file: path.to_path_buf(),
+                    source,
+                };
+                (config, vec![error])
+            }
+        }
     }
 
     /// Parses config `text`; `file` names it in errors and `base` anchors
-    /// relative paths.
+    /// relative paths. Returns the first problem.
     pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
-        let at = |span: std::ops::Range<usize>, message: String| {
-            let (line, column) = line_column(text, span.start);
-            ConfigError::Invalid {
-                file: file.to_path_buf(),
-                line,
-                column,
-                message,
+        Config::parse_all(text, file, base).map_err(first)
+    }
+
+    /// Parses config `text` and reports every problem found, in file order.
+    pub fn parse_all(text: &str, file: &Path, base: &Path) -> Result<Config, Vec<ConfigError>> {
+        match Config::parse_partial(text, file, base) {
+            (config, errors) if errors.is_empty() => Ok(config),
+            (_, errors) => Err(errors),
+        }
+    }
+
+    /// Parses config `text` as far as it can: every part that could be read
+    /// (a part with a problem is left out, or set to its default), and
+    /// every problem found, in file order. For tools that check a whole
+    /// config, such as `airlock check`; anything that runs tools must use a
+    /// config without problems.
+    pub fn parse_partial(text: &str, file: &Path, base: &Path) -> (Config, Vec<ConfigError>) {
+        let doc = Doc::new(text, file);
+        let mut reader = Reader {
+            doc: &doc,
+            base,
+            errors: Vec::new(),
+            broken_connections: BTreeSet::new(),
+        };
+        let root = match doc.root() {
+            Ok(root) => root,
+            Err(errors) => {
+                reader.errors = errors;
+                Vec::new()
             }
         };
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| at(e.span().unwrap_or(0..0), e.message().to_string()))?;
+        let config = reader.config(root);
+        let mut errors = reader.errors;
+        errors.sort_by_key(ConfigError::position);
+        (config, errors)
+    }
+}
 
-        let vault = match raw.vault {
-            None => VaultConfig {
-                dir: base.join(".airlock"),
-                key: crate::vault::KeySource::File(base.join(".airlock/vault.key")),
-            },
-            Some(v) => {
-                let span = v.span();
-                let v = v.into_inner();
-                let dir = base.join(v.dir.as_deref().unwrap_or(".airlock"));
-                let key = match (v.key_env, v.key_file) {
-                    (Some(_), Some(_)) => {
-                        return Err(at(span, "vault: set key_env or key_file, not both".into()));
-                    }
-                    (Some(var), None) => crate::vault::KeySource::Env(var),
-                    (None, Some(f)) => crate::vault::KeySource::File(base.join(f)),
-                    (None, None) => crate::vault::KeySource::File(dir.join("vault.key")),
-                };
-                VaultConfig { dir, key }
-            }
-        };
+fn first(mut errors: Vec<ConfigError>) -> ConfigError {
+    errors.swap_remove(0)
+}
 
-        let mut host = HostConfig::default();
-        for (name, addrs) in raw.host.resolve {
-            let mut ips = Vec::new();
-            for a in addrs {
-                let ip = a.get_ref().parse().map_err(|_| {
-                    at(
-                        a.span(),
-                        format!(
-                            "host.resolve.{name}: {:?} is not an IP address",
-                            a.get_ref()
-                        ),
-                    )
-                })?;
-                ips.push(ip);
-            }
-            host.resolve
-                .insert(name.trim_end_matches('.').to_ascii_lowercase(), ips);
+/// Reads the sections of a config, keeping every error it finds.
+struct Reader<'d, 'a> {
+    doc: &'d Doc<'a>,
+    base: &'d Path,
+    errors: Vec<ConfigError>,
+    /// Connections that are defined but invalid: endpoints naming them get
+    /// no second error.
+    broken_connections: BTreeSet<String>,
+}
+
+impl<'a> Reader<'_, 'a> {
+    fn config(&mut self, root: Vec<(Spanned<String>, Value<'a>)>) -> Config {
+        let mut sections: BTreeMap<&str, Value<'a>> = BTreeMap::new();
+        for (key, value) in root {
+            let name = match key.get_ref().as_str() {
+                "vault" => "vault",
+                "host" => "host",
+                "audit" => "audit",
+                "connections" => "connections",
+                "tools" => "tools",
+                other => {
+                    self.errors.push(self.doc.error(
+                        key.span(),
+                        other,
+                        format!("unknown section; expected one of {TOP_LEVEL}"),
+                    ));
+                    continue;
+                }
+            };
+            sections.insert(name, value);
         }
 
-        let mut connections = BTreeMap::new();
-        for (name, c) in raw.connections {
-            check_identifier(&name).map_err(|m| at(name.span(), format!("connections: {m}")))?;
-            if c.audience.is_empty() {
-                return Err(at(
-                    name.span(),
-                    format!(
-                        "connections.{}: audience must list at least one origin",
-                        name.get_ref()
-                    ),
-                ));
-            }
-            let mut audience = Vec::new();
-            for a in &c.audience {
-                let origin = parse_origin(a.get_ref()).map_err(|m| {
-                    at(
-                        a.span(),
-                        format!("connections.{}.audience: {m}", name.get_ref()),
-                    )
-                })?;
-                audience.push(origin);
-            }
-            if http::HeaderName::from_bytes(c.header.as_bytes()).is_err() {
-                return Err(at(
-                    name.span(),
-                    format!(
-                        "connections.{}.header: {:?} is not a valid header name",
-                        name.get_ref(),
-                        c.header
-                    ),
-                ));
-            }
-            connections.insert(
-                name.into_inner(),
-                ConnectionConfig {
-                    audience,
-                    header: c.header,
-                    prefix: c.prefix,
-                },
-            );
-        }
-
-        let mut tools = BTreeMap::new();
-        for (name, t) in raw.tools {
-            check_identifier(&name).map_err(|m| at(name.span(), format!("tools: {m}")))?;
-            let tool = name.get_ref().clone();
-            let sha = t.sha256.get_ref().to_ascii_lowercase();
-            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(at(
-                    t.sha256.span(),
-                    format!(
-                        "tools.{tool}.sha256: expected 64 hex digits, got {:?}",
-                        t.sha256.get_ref()
-                    ),
-                ));
-            }
-            let mut endpoints = Vec::new();
-            for (i, e) in t.endpoints.into_iter().enumerate() {
-                let key = format!("tools.{tool}.endpoints[{i}]");
-                let unauthenticated = e.unauthenticated.as_ref().is_some_and(|u| *u.get_ref());
-                let connection = match (e.connection, unauthenticated) {
-                    (Some(c), false) => {
-                        let Some(conn) = connections.get(c.get_ref()) else {
-                            return Err(at(
-                                c.span(),
-                                format!(
-                                    "{key}.connection: no connection named {:?} (known: {})",
-                                    c.get_ref(),
-                                    known(&connections)
-                                ),
-                            ));
-                        };
-                        if !covered_by_audience(e.url.get_ref(), conn) {
-                            return Err(at(
-                                e.url.span(),
-                                format!(
-                                    "{key}.url: {:?} is outside the audience of connection {:?}; its token may only go to {}",
-                                    e.url.get_ref().to_string(),
-                                    c.get_ref(),
-                                    conn.audience
-                                        .iter()
-                                        .map(|a| a.origin_string())
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                ),
-                            ));
-                        }
-                        Some(c.into_inner())
-                    }
-                    (None, true) => None,
-                    (Some(c), true) => {
-                        return Err(at(
-                            c.span(),
-                            format!("{key}: set connection or unauthenticated = true, not both"),
-                        ));
-                    }
-                    (None, false) => {
-                        return Err(at(
-                            e.url.span(),
-                            format!(
-                                "{key}: set connection = \"<name>\" to attach a token, or unauthenticated = true"
-                            ),
-                        ));
-                    }
-                };
-                endpoints.push(EndpointGrant {
-                    methods: e.methods,
-                    url: e.url.into_inner(),
-                    connection,
-                    scopes: e.scopes,
-                    allow_private: e.allow_private,
-                });
-            }
-            tools.insert(
-                tool,
-                ToolConfig {
-                    source: base.join(&t.source),
-                    sha256: sha,
-                    endpoints,
-                    config: t.config,
-                    limits: t.limits,
-                },
-            );
-        }
-
-        let audit = AuditSettings {
-            dir: raw
-                .audit
-                .dir
-                .map_or_else(|| vault.dir.join("audit"), |d| base.join(d)),
-            max_file_bytes: raw.audit.max_file_bytes,
-            rotate_daily: raw.audit.rotate_daily,
-            continue_on_failure: raw.audit.on_failure == FailurePolicy::Continue,
-            write_timeout_ms: raw.audit.write_timeout_ms,
-        };
-        Ok(Config {
-            file: file.to_path_buf(),
+        let vault = self.vault(sections.remove("vault"));
+        let host = self.host(sections.remove("host"));
+        let audit = self.audit(sections.remove("audit"), &vault);
+        let connections = self.connections(sections.remove("connections"));
+        let tools = self.tools(sections.remove("tools"), &connections);
+        Config {
+            file: self.doc.file().to_path_buf(),
             vault,
             connections,
             tools,
             host,
             audit,
+        }
+    }
+
+    /// Runs `read`, keeping its error; `None` when it failed.
+    fn keep<T>(&mut self, read: Result<T, ConfigError>) -> Option<T> {
+        read.map_err(|e| self.errors.push(e)).ok()
+    }
+
+    fn vault(&mut self, value: Option<Value<'a>>) -> VaultConfig {
+        let base = self.base;
+        let default = VaultConfig {
+            dir: base.join(".airlock"),
+            key: crate::vault::KeySource::File(base.join(".airlock/vault.key")),
+        };
+        let Some(value) = value else {
+            return default;
+        };
+        let span = value.span();
+        let Some(v) = self.keep(self.doc.de::<RawVault>("vault", value)) else {
+            return default;
+        };
+        let dir = base.join(v.dir.as_deref().unwrap_or(".airlock"));
+        let key = match (v.key_env, v.key_file) {
+            (Some(_), Some(_)) => {
+                self.errors.push(self.doc.error(
+                    span,
+                    "vault",
+                    "set key_env or key_file, not both",
+                ));
+                crate::vault::KeySource::File(dir.join("vault.key"))
+            }
+            (Some(var), None) => crate::vault::KeySource::Env(var),
+            (None, Some(f)) => crate::vault::KeySource::File(base.join(f)),
+            (None, None) => crate::vault::KeySource::File(dir.join("vault.key")),
+        };
+        VaultConfig { dir, key }
+    }
+
+    fn host(&mut self, value: Option<Value<'a>>) -> HostConfig {
+        let mut host = HostConfig::default();
+        let Some(raw) = value.and_then(|v| self.keep(self.doc.de::<RawHost>("host", v))) else {
+            return host;
+        };
+        for (name, addrs) in raw.resolve {
+            let mut ips = Vec::new();
+            for a in addrs {
+                match a.get_ref().parse() {
+                    Ok(ip) => ips.push(ip),
+                    Err(_) => self.errors.push(self.doc.error(
+                        a.span(),
+                        format!("host.resolve.{name}"),
+                        format!("{:?} is not an IP address", a.get_ref()),
+                    )),
+                }
+            }
+            host.resolve
+                .insert(name.trim_end_matches('.').to_ascii_lowercase(), ips);
+        }
+        host
+    }
+
+    fn audit(&mut self, value: Option<Value<'a>>, vault: &VaultConfig) -> AuditSettings {
+        let raw = value
+            .and_then(|v| self.keep(self.doc.de::<RawAudit>("audit", v)))
+            .unwrap_or_default();
+        AuditSettings {
+            dir: raw
+                .dir
+                .map_or_else(|| vault.dir.join("audit"), |d| self.base.join(d)),
+            max_file_bytes: raw.max_file_bytes,
+            rotate_daily: raw.rotate_daily,
+            continue_on_failure: raw.on_failure == FailurePolicy::Continue,
+            write_timeout_ms: raw.write_timeout_ms,
+        }
+    }
+
+    fn connections(&mut self, value: Option<Value<'a>>) -> BTreeMap<String, ConnectionConfig> {
+        let mut connections = BTreeMap::new();
+        let Some(entries) = value.and_then(|v| self.keep(self.doc.table("connections", v))) else {
+            return connections;
+        };
+        for (name, value) in entries {
+            match self.connection(&name, value) {
+                Ok(connection) => {
+                    connections.insert(name.into_inner(), connection);
+                }
+                Err(e) => {
+                    self.errors.push(e);
+                    self.broken_connections.insert(name.into_inner());
+                }
+            }
+        }
+        connections
+    }
+
+    fn connection(
+        &self,
+        name: &Spanned<String>,
+        value: Value<'a>,
+    ) -> Result<ConnectionConfig, ConfigError> {
+        let key = format!("connections.{}", name.get_ref());
+        check_identifier(name).map_err(|m| self.doc.error(name.span(), &key, m))?;
+        let c: RawConnection = self.doc.de(&key, value)?;
+        if c.audience.is_empty() {
+            return Err(self.doc.error(
+                name.span(),
+                format!("{key}.audience"),
+                "must list at least one origin",
+            ));
+        }
+        let mut audience = Vec::new();
+        for a in &c.audience {
+            let origin = parse_origin(a.get_ref())
+                .map_err(|m| self.doc.error(a.span(), format!("{key}.audience"), m))?;
+            audience.push(origin);
+        }
+        if http::HeaderName::from_bytes(c.header.as_bytes()).is_err() {
+            return Err(self.doc.error(
+                name.span(),
+                format!("{key}.header"),
+                format!("{:?} is not a valid header name", c.header),
+            ));
+        }
+        Ok(ConnectionConfig {
+            audience,
+            header: c.header,
+            prefix: c.prefix,
         })
+    }
+
+    fn tools(
+        &mut self,
+        value: Option<Value<'a>>,
+        connections: &BTreeMap<String, ConnectionConfig>,
+    ) -> BTreeMap<String, ToolConfig> {
+        let mut tools = BTreeMap::new();
+        let Some(entries) = value.and_then(|v| self.keep(self.doc.table("tools", v))) else {
+            return tools;
+        };
+        for (name, value) in entries {
+            if let Some(tool) = self.tool(&name, value, connections) {
+                tools.insert(name.into_inner(), tool);
+            }
+        }
+        tools
+    }
+
+    /// Reads one tool; its endpoints are read one by one so that each bad
+    /// endpoint is reported.
+    fn tool(
+        &mut self,
+        name: &Spanned<String>,
+        value: Value<'a>,
+        connections: &BTreeMap<String, ConnectionConfig>,
+    ) -> Option<ToolConfig> {
+        let tool = name.get_ref().clone();
+        let key = format!("tools.{tool}");
+        let span = value.span();
+        self.keep(
+            check_identifier(name).map_err(|m| self.doc.error(name.span(), "tools", m)),
+        )?;
+        let mut entries = self.keep(self.doc.table(&key, value))?;
+
+        let mut endpoints = Vec::new();
+        if let Some(at) = entries.iter().position(|(k, _)| k.get_ref() == "endpoints") {
+            let (_, list) = entries.remove(at);
+            let items = self
+                .keep(self.doc.array(&format!("{key}.endpoints"), list))
+                .unwrap_or_default();
+            for (i, item) in items.into_iter().enumerate() {
+                let read = self.endpoint(&format!("{key}.endpoints[{i}]"), item, connections);
+                endpoints.extend(read.transpose().and_then(|r| self.keep(r)));
+            }
+        }
+        let t: RawTool = self.keep(self.doc.de(&key, Doc::rebuild(entries, span)))?;
+
+        let sha = t.sha256.get_ref().to_ascii_lowercase();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            self.errors.push(self.doc.error(
+                t.sha256.span(),
+                format!("{key}.sha256"),
+                format!("expected 64 hex digits, got {:?}", t.sha256.get_ref()),
+            ));
+            return None;
+        }
+        let lines = ToolLines {
+            table: self.doc.line(name.span().start),
+            sha256: self.doc.line(t.sha256.span().start),
+            config: t
+                .config
+                .keys()
+                .map(|k| (k.get_ref().clone(), self.doc.line(k.span().start)))
+                .collect(),
+        };
+        Some(ToolConfig {
+            source: self.base.join(&t.source),
+            sha256: sha,
+            endpoints,
+            config: t
+                .config
+                .into_iter()
+                .map(|(k, v)| (k.into_inner(), v))
+                .collect(),
+            limits: t.limits,
+            strict: t.strict,
+            lines,
+        })
+    }
+
+    /// Reads one endpoint grant; `Ok(None)` when it names a connection
+    /// whose own definition was already reported as broken.
+    fn endpoint(
+        &self,
+        key: &str,
+        value: Value<'a>,
+        connections: &BTreeMap<String, ConnectionConfig>,
+    ) -> Result<Option<EndpointGrant>, ConfigError> {
+        let line = self.doc.line(value.span().start);
+        let e: RawEndpoint = self.doc.de(key, value)?;
+        let unauthenticated = e.unauthenticated.as_ref().is_some_and(|u| *u.get_ref());
+        let connection = match (e.connection, unauthenticated) {
+            (Some(c), false) => {
+                if self.broken_connections.contains(c.get_ref()) {
+                    return Ok(None);
+                }
+                let Some(conn) = connections.get(c.get_ref()) else {
+                    return Err(self.doc.error(
+                        c.span(),
+                        format!("{key}.connection"),
+                        format!(
+                            "no connection named {:?} (known: {})",
+                            c.get_ref(),
+                            known(connections)
+                        ),
+                    ));
+                };
+                if !covered_by_audience(e.url.get_ref(), conn) {
+                    return Err(self.doc.error(
+                        e.url.span(),
+                        format!("{key}.url"),
+                        format!(
+                            "{:?} is outside the audience of connection {:?}; its token may only go to {}",
+                            e.url.get_ref().to_string(),
+                            c.get_ref(),
+                            conn.audience
+                                .iter()
+                                .map(|a| a.origin_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+                Some(c.into_inner())
+            }
+            (None, true) => None,
+            (Some(c), true) => {
+                return Err(self.doc.error(
+                    c.span(),
+                    key,
+                    "set connection or unauthenticated = true, not both",
+                ));
+            }
+            (None, false) => {
+                return Err(self.doc.error(
+                    e.url.span(),
+                    key,
+                    "set connection = \"<name>\" to attach a token, or unauthenticated = true",
+                ));
+            }
+        };
+        Ok(Some(EndpointGrant {
+            methods: e.methods,
+            url: e.url.into_inner(),
+            connection,
+            scopes: e.scopes,
+            allow_private: e.allow_private,
+            line,
+        }))
     }
 }
 
@@ -554,16 +786,6 @@ fn known(connections: &BTreeMap<String, ConnectionConfig>) -> String {
         .map(String::as_str)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
-    (line, column)
 }
 
 #[cfg(test)]

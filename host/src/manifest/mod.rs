@@ -5,9 +5,17 @@
 //! names the file, the line and what was expected.
 
 pub mod config;
+pub mod declaration;
+mod doc;
+pub mod effective;
 pub mod pattern;
+pub mod section;
 
 pub use config::{
     AuditSettings, Config, ConfigError, ConnectionConfig, EndpointGrant, Limits, ToolConfig,
-    VaultConfig,
+    ToolLines, VaultConfig,
 };
+pub use declaration::{
+    DeclaredConnection, DeclaredEndpoint, DeclaredKey, DeclaredUrl, Declaration,
+};
+pub use effective::{Effective, Finding, FindingKind};

@@ -7,6 +7,8 @@
 //! (one ticker thread per engine), wall-clock time by a timeout, and memory
 //! by a store limiter.
 
+mod check;
+mod declared;
 mod engine;
 mod state;
 
@@ -26,6 +28,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store};
 
+pub use check::{CheckReport, Problem, Severity, check};
+pub use declared::{DeclarationError, find_declaration};
 pub use engine::EPOCH_TICK;
 
 /// A loaded set of tools, ready to be called.
@@ -44,6 +48,8 @@ struct LoadedTool {
     exports: Vec<ComponentExportIndex>,
     egress: Arc<ToolEgress>,
     config: Arc<BTreeMap<String, String>>,
+    /// What did not line up between declaration and grant (logged at load).
+    findings: Vec<crate::manifest::Finding>,
 }
 
 /// One tool as the agent runtime sees it.
@@ -145,6 +151,27 @@ pub enum LoadError {
         /// The cause.
         source: crate::policy::PolicyError,
     },
+    /// The component's declaration cannot be used.
+    #[error("tool {tool:?}: {source}")]
+    Declaration {
+        /// Tool name.
+        tool: String,
+        /// The cause.
+        source: DeclarationError,
+    },
+    /// A strict tool asks for something the config does not grant, or has
+    /// no declaration.
+    #[error(
+        "tool {tool:?} is strict and was not loaded: {}",
+        findings.iter().map(|f| f.describe()).collect::<Vec<_>>().join("; ")
+    )]
+    Strict {
+        /// Tool name.
+        tool: String,
+        /// Each need that is not granted, with the config lines that would
+        /// grant it.
+        findings: Vec<crate::manifest::Finding>,
+    },
     /// The vault could not be opened.
     #[error(transparent)]
     Vault(#[from] VaultError),
@@ -220,7 +247,7 @@ impl Host {
         let mut tools = BTreeMap::new();
         let mut by_name = BTreeMap::new();
         for (name, tool_config) in &config.tools {
-            let tool = Arc::new(load_tool(&engine, &linker, name, tool_config)?);
+            let tool = Arc::new(load_tool(&engine, &linker, name, tool_config, config)?);
             for (i, def) in tool.defs.iter().enumerate() {
                 by_name.insert(def.name.clone(), (tool.clone(), i));
             }
@@ -396,6 +423,7 @@ fn load_tool(
     linker: &Linker<CallState>,
     name: &str,
     config: &ToolConfig,
+    operator: &Config,
 ) -> Result<LoadedTool, LoadError> {
     let bytes = std::fs::read(&config.source).map_err(|source| LoadError::Read {
         tool: name.into(),
@@ -450,8 +478,20 @@ fn load_tool(
         exports.push(index);
     }
 
-    // FIXME(#3): intersect with the tool's own declaration once it ships one.
-    let grants: Vec<Grant> = config
+    // The tool gets what it declared and the operator granted, no more.
+    let declaration = declared::find_declaration(&bytes, &config.source).map_err(|source| {
+        LoadError::Declaration {
+            tool: name.into(),
+            source,
+        }
+    })?;
+    let effective = declared::effective_grant(name, config, operator, declaration.as_ref())
+        .map_err(|findings| LoadError::Strict {
+            tool: name.into(),
+            findings,
+        })?;
+    declared::check_operator_grants(name, config)?;
+    let grants: Vec<Grant> = effective
         .endpoints
         .iter()
         .map(|e| Grant {
@@ -461,7 +501,7 @@ fn load_tool(
             allow_private: e.allow_private,
         })
         .collect();
-    let scopes = config.endpoints.iter().map(|e| e.scopes.clone()).collect();
+    let scopes = effective.endpoints.iter().map(|e| e.scopes.clone()).collect();
     let policy = Policy::new(grants).map_err(|source| LoadError::Policy {
         tool: name.into(),
         source,
@@ -479,7 +519,8 @@ fn load_tool(
         defs,
         exports,
         egress,
-        config: Arc::new(config.config.clone()),
+        config: Arc::new(effective.config),
+        findings: effective.findings,
     })
 }
 
