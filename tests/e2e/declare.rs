@@ -83,23 +83,41 @@ fn inspect_shows_digest_declaration_and_tools() {
     let out = fx.airlock(&["inspect", packed.to_str().unwrap()], None);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(stdout.contains(&format!("sha256 {}", sha256_file(&packed))), "{stdout}");
-    assert!(stdout.contains("declaration fetch (from "), "{stdout}");
-    assert!(stdout.contains("fetch-narrow.wasm#airlock-declaration)"), "{stdout}");
-    assert!(stdout.contains("demo: scopes read"), "{stdout}");
     assert!(
-        stdout.contains(&format!("DELETE http://127.0.0.1:{}/delete (connection demo)", fx.port)),
+        stdout.contains(&format!("sha256 {}", sha256_file(&packed))),
         "{stdout}"
     );
-    assert!(stdout.contains("user_agent: default \"declared-default\""), "{stdout}");
+    assert!(stdout.contains("declaration fetch (from "), "{stdout}");
+    assert!(
+        stdout.contains("fetch-narrow.wasm#airlock-declaration)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("demo: scopes read"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "DELETE http://127.0.0.1:{}/delete (connection demo)",
+            fx.port
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("user_agent: default \"declared-default\""),
+        "{stdout}"
+    );
     assert!(stdout.contains("fetch.fetch"), "{stdout}");
-    assert!(stdout.contains("input: {") && stdout.contains("\"url\""), "{stdout}");
+    assert!(
+        stdout.contains("input: {") && stdout.contains("\"url\""),
+        "{stdout}"
+    );
 
     // The built component ships its declaration beside it.
     let out = fx.airlock(&["inspect", guests::FETCH], None);
     let stdout = text(&out.stdout);
     assert!(stdout.contains("fetch.wasm.airlock.toml)"), "{stdout}");
-    assert!(stdout.contains("* * (any URL the operator grants) (unauthenticated)"), "{stdout}");
+    assert!(
+        stdout.contains("* * (any URL the operator grants) (unauthenticated)"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
@@ -112,7 +130,14 @@ async fn a_declaration_beyond_the_grant_loads_with_a_warning_and_extras_are_deni
     // Loading warns with the exact lines that would grant what is missing.
     let url = format!("{}/get", fx.upstream);
     let out = fx.airlock(
-        &["call", "fetch.fetch", "--user", "alice", "--args", &json!({ "url": url }).to_string()],
+        &[
+            "call",
+            "fetch.fetch",
+            "--user",
+            "alice",
+            "--args",
+            &json!({ "url": url }).to_string(),
+        ],
         None,
     );
     let stderr = text(&out.stderr);
@@ -133,7 +158,10 @@ async fn a_declaration_beyond_the_grant_loads_with_a_warning_and_extras_are_deni
     let (host, _audit) = fx.host();
     let response = ok(fetch(&host, "alice", json!({ "url": url })).await);
     assert_eq!(response["status"], 200);
-    assert!(response["body"].as_str().unwrap().contains("airlock-e2e"), "{response}");
+    assert!(
+        response["body"].as_str().unwrap().contains("airlock-e2e"),
+        "{response}"
+    );
 
     // Declared but not granted, and granted but not declared: both denied.
     let denied = [
@@ -150,7 +178,10 @@ async fn a_declaration_beyond_the_grant_loads_with_a_warning_and_extras_are_deni
     let out = fx.airlock(&["check"], None);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("warning: tools.fetch.endpoints: the tool's declared endpoint 1"), "{stdout}");
+    assert!(
+        stdout.contains("warning: tools.fetch.endpoints: the tool's declared endpoint 1"),
+        "{stdout}"
+    );
     assert!(stdout.contains("0 error(s), 2 warning(s)"), "{stdout}");
 }
 
@@ -172,12 +203,19 @@ fn a_strict_tool_asking_for_more_than_the_grant_does_not_load() {
 
     let out = fx.airlock(&["tools"], None);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("is strict and was not loaded"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is strict and was not loaded"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = fx.airlock(&["check"], None);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("error: tools.fetch.endpoints: strict = true refuses to load"), "{stdout}");
+    assert!(
+        stdout.contains("error: tools.fetch.endpoints: strict = true refuses to load"),
+        "{stdout}"
+    );
     assert!(stdout.contains("2 error(s), 0 warning(s)"), "{stdout}");
 }
 
@@ -211,9 +249,17 @@ async fn declared_config_defaults_sit_under_operator_values() {
     std::fs::write(&fx.config_path, config).unwrap();
     fx.link("alice", &canary());
     let (host, _audit) = fx.host();
-    let response = ok(fetch(&host, "alice", json!({ "url": format!("{}/headers", fx.upstream) })).await);
+    let response = ok(fetch(
+        &host,
+        "alice",
+        json!({ "url": format!("{}/headers", fx.upstream) }),
+    )
+    .await);
     let body = response["body"].as_str().unwrap();
-    assert!(body.contains("\"User-Agent\": \"airlock-fetch/0.1.0\""), "{body}");
+    assert!(
+        body.contains("\"User-Agent\": \"airlock-fetch/0.1.0\""),
+        "{body}"
+    );
 }
 
 #[test]
@@ -223,12 +269,21 @@ fn pack_refuses_an_invalid_declaration_and_writes_nothing() {
     std::fs::write(&bad, "name = \"fetch\"\nversion = \"1\"\nretries = 3\n[[endpoints]]\nurl = \"*\"\nmethods = \"TRACE\"\n").unwrap();
     let out_path = fx.dir.path().join("out.wasm");
     let out = fx.airlock(
-        &["pack", guests::FETCH, bad.to_str().unwrap(), "-o", out_path.to_str().unwrap()],
+        &[
+            "pack",
+            guests::FETCH,
+            bad.to_str().unwrap(),
+            "-o",
+            out_path.to_str().unwrap(),
+        ],
         None,
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("bad.toml:3:1: retries: unknown key"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:3:1: retries: unknown key"),
+        "{stderr}"
+    );
     assert!(stderr.contains("bad.toml:6:"), "{stderr}");
     assert!(!out_path.exists());
 }
@@ -256,6 +311,20 @@ sha256 = "{zeros}"
 source = "nowhere.wasm"
 sha256 = "{digest}"
 
+[tools.overlap]
+source = "{wasm}"
+sha256 = "{digest}"
+
+[[tools.overlap.endpoints]]
+url = "http://127.0.0.1:{port}/**"
+methods = "GET"
+connection = "demo"
+
+[[tools.overlap.endpoints]]
+url = "http://127.0.0.1:{port}/a/*"
+methods = ["GET", "POST"]
+unauthenticated = true
+
 [tools.fetch]
 source = "{wasm}"
 sha256 = "{digest}"
@@ -282,24 +351,45 @@ connection = "broken"
     );
     std::fs::write(&fx.config_path, config).unwrap();
     let file = fx.config_path.display().to_string();
+    let port = fx.port;
 
     let out = fx.airlock(&["check"], None);
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     let expected = [
         format!("{file}:2:1: error: vault: unknown field `dri`"),
-        format!("{file}:8:13: error: connections.broken.audience: \"https://api.example.com/v1\" must be an origin"),
-        format!("{file}:26:14: error: tools.fetch.endpoints[0].connection: no connection named \"nope\" (known: demo)"),
-        format!("{file}:32:1: error: tools.fetch.endpoints[1]: unknown field `retries`"),
+        format!(
+            "{file}:8:13: error: connections.broken.audience: \"https://api.example.com/v1\" must be an origin"
+        ),
+        format!(
+            "{file}:40:14: error: tools.fetch.endpoints[0].connection: no connection named \"nope\" (known: demo)"
+        ),
+        format!("{file}:46:1: error: tools.fetch.endpoints[1]: unknown field `retries`"),
         format!("{file}:14: error: tools.missing.source: cannot read"),
-        format!("{file}:12: error: tools.wrongdigest.sha256: {wasm} has sha256 {digest}, but the config pins"),
+        format!(
+            "{file}:12: error: tools.wrongdigest.sha256: {wasm} has sha256 {digest}, but the config pins"
+        ),
+        format!(
+            "{file}:18: error: tools.overlap: grant 0 (GET http://127.0.0.1:{port}/**, connection \"demo\") and grant 1"
+        ),
     ];
     for line in &expected {
-        assert!(stdout.contains(line.as_str()), "missing {line:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(line.as_str()),
+            "missing {line:?} in:\n{stdout}"
+        );
     }
     // The endpoint naming the broken connection gets no second error, and
     // the fetch tool's declaration findings are not piled on its errors.
     assert!(!stdout.contains("endpoints[2]"), "{stdout}");
     assert!(!stdout.contains("colour"), "{stdout}");
-    assert!(stdout.contains("failed, 6 error(s), 0 warning(s)"), "{stdout}");
+    assert!(
+        stdout.contains("failed, 7 error(s), 0 warning(s)"),
+        "{stdout}"
+    );
 }

@@ -24,7 +24,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         for e in &errors {
             eprintln!("{e}");
         }
-        eprintln!("error: {} problem(s) in the declaration; nothing written", errors.len());
+        eprintln!(
+            "error: {} problem(s) in the declaration; nothing written",
+            errors.len()
+        );
         return Ok(1);
     }
     let bytes = std::fs::read(&args.component)

@@ -604,9 +604,7 @@ impl<'a> Reader<'_, 'a> {
         let tool = name.get_ref().clone();
         let key = format!("tools.{tool}");
         let span = value.span();
-        self.keep(
-            check_identifier(name).map_err(|m| self.doc.error(name.span(), "tools", m)),
-        )?;
+        self.keep(check_identifier(name).map_err(|m| self.doc.error(name.span(), "tools", m)))?;
         let mut entries = self.keep(self.doc.table(&key, value))?;
 
         let mut endpoints = Vec::new();

@@ -146,7 +146,10 @@ impl Declaration {
             return Err(vec![doc.error(
                 0..0,
                 "",
-                format!("declaration is {} bytes; at most {MAX_BYTES} are accepted", text.len()),
+                format!(
+                    "declaration is {} bytes; at most {MAX_BYTES} are accepted",
+                    text.len()
+                ),
             )]);
         }
         let mut reader = Reader {
@@ -203,9 +206,17 @@ impl<'a> Reader<'_, 'a> {
             }
         }
         for (key, example) in [("name", "\"my-tool\""), ("version", "\"0.1.0\"")] {
-            let missing = if key == "name" { name.is_none() } else { version.is_none() };
+            let missing = if key == "name" {
+                name.is_none()
+            } else {
+                version.is_none()
+            };
             if missing && !self.errors.iter().any(|e| is_about(e, key)) {
-                self.errors.push(self.doc.error(0..0, key, format!("is missing; expected {key} = {example}")));
+                self.errors.push(self.doc.error(
+                    0..0,
+                    key,
+                    format!("is missing; expected {key} = {example}"),
+                ));
             }
         }
 
@@ -248,12 +259,15 @@ impl<'a> Reader<'_, 'a> {
         let v = version.get_ref();
         let ok = !v.is_empty()
             && v.len() <= 64
-            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b));
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b));
         if !ok {
             return Err(self.doc.error(
                 version.span(),
                 "version",
-                format!("{v:?} must be 1 to 64 letters, digits, '.', '+' or '-', such as \"1.2.0\""),
+                format!(
+                    "{v:?} must be 1 to 64 letters, digits, '.', '+' or '-', such as \"1.2.0\""
+                ),
             ));
         }
         Ok(version.into_inner())
@@ -313,10 +327,10 @@ impl<'a> Reader<'_, 'a> {
         let e: RawEndpoint = self.doc.de(key, value)?;
         let url = match e.url.get_ref().as_str() {
             "*" => DeclaredUrl::Any,
-            text => DeclaredUrl::Pattern(
-                text.parse()
-                    .map_err(|err| self.doc.error(e.url.span(), format!("{key}.url"), format!("{err}")))?,
-            ),
+            text => DeclaredUrl::Pattern(text.parse().map_err(|err| {
+                self.doc
+                    .error(e.url.span(), format!("{key}.url"), format!("{err}"))
+            })?),
         };
         let unauthenticated = e.unauthenticated.as_ref().is_some_and(|u| *u.get_ref());
         let connection = match (e.connection, unauthenticated) {
@@ -330,7 +344,11 @@ impl<'a> Reader<'_, 'a> {
                             "{:?} is not declared; add [connections.{}] (declared: {})",
                             c.get_ref(),
                             c.get_ref(),
-                            if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
+                            if declared.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                declared.join(", ")
+                            }
                         ),
                     ));
                 }
@@ -338,7 +356,11 @@ impl<'a> Reader<'_, 'a> {
             }
             (None, true) => None,
             (Some(c), true) => {
-                return Err(self.doc.error(c.span(), key, "set connection or unauthenticated = true, not both"));
+                return Err(self.doc.error(
+                    c.span(),
+                    key,
+                    "set connection or unauthenticated = true, not both",
+                ));
             }
             (None, false) => {
                 return Err(self.doc.error(
@@ -389,7 +411,10 @@ impl<'a> Reader<'_, 'a> {
         endpoints: &[DeclaredEndpoint],
     ) {
         for (name, (span, _)) in connections {
-            if !endpoints.iter().any(|e| e.connection.as_ref() == Some(name)) {
+            if !endpoints
+                .iter()
+                .any(|e| e.connection.as_ref() == Some(name))
+            {
                 self.errors.push(self.doc.error(
                     span.clone(),
                     format!("connections.{name}"),
@@ -413,7 +438,9 @@ fn check_identifier(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("name {name:?} must be 1 to 64 letters, digits, '-' or '_'"))
+        Err(format!(
+            "name {name:?} must be 1 to 64 letters, digits, '-' or '_'"
+        ))
     }
 }
 
@@ -426,7 +453,9 @@ fn check_config_key(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("key {name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"))
+        Err(format!(
+            "key {name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
+        ))
     }
 }
 

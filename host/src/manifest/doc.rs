@@ -71,7 +71,11 @@ impl<'a> Doc<'a> {
 
     /// Deserializes one value; an error is located in the whole document
     /// and names `key`.
-    pub(crate) fn de<T: Deserialize<'a>>(&self, key: &str, value: Value<'a>) -> Result<T, ConfigError> {
+    pub(crate) fn de<T: Deserialize<'a>>(
+        &self,
+        key: &str,
+        value: Value<'a>,
+    ) -> Result<T, ConfigError> {
         let span = value.span();
         T::deserialize(ValueDeserializer::from(value))
             .map_err(|e| self.error(e.span().unwrap_or(span), key, e.message()))
@@ -86,7 +90,11 @@ impl<'a> Doc<'a> {
         let span = value.span();
         match value.into_inner() {
             DeValue::Table(table) => Ok(entries(table)),
-            other => Err(self.error(span, key, format!("expected a table, found {}", kind(&other)))),
+            other => Err(self.error(
+                span,
+                key,
+                format!("expected a table, found {}", kind(&other)),
+            )),
         }
     }
 
@@ -95,7 +103,11 @@ impl<'a> Doc<'a> {
         let span = value.span();
         match value.into_inner() {
             DeValue::Array(items) => Ok(items.to_vec()),
-            other => Err(self.error(span, key, format!("expected an array, found {}", kind(&other)))),
+            other => Err(self.error(
+                span,
+                key,
+                format!("expected an array, found {}", kind(&other)),
+            )),
         }
     }
 
@@ -171,6 +183,9 @@ mod tests {
         let errors = doc.root().unwrap_err();
         let lines: Vec<usize> = errors.iter().map(|e| e.position().0).collect();
         assert!(lines.len() >= 2 && lines[0] == 1, "{errors:?}");
-        assert!(lines.windows(2).all(|w| w[0] <= w[1]), "in file order: {lines:?}");
+        assert!(
+            lines.windows(2).all(|w| w[0] <= w[1]),
+            "in file order: {lines:?}"
+        );
     }
 }

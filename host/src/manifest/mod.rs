@@ -16,6 +16,6 @@ pub use config::{
     ToolLines, VaultConfig,
 };
 pub use declaration::{
-    DeclaredConnection, DeclaredEndpoint, DeclaredKey, DeclaredUrl, Declaration,
+    Declaration, DeclaredConnection, DeclaredEndpoint, DeclaredKey, DeclaredUrl,
 };
 pub use effective::{Effective, Finding, FindingKind};

@@ -16,7 +16,9 @@ use wasmparser::{Chunk, Encoding, Parser, Payload};
 #[non_exhaustive]
 pub enum SectionError {
     /// The bytes are a core module, not a component.
-    #[error("this is a core WebAssembly module, not a component; expected a component built for wasm32-wasip2")]
+    #[error(
+        "this is a core WebAssembly module, not a component; expected a component built for wasm32-wasip2"
+    )]
     CoreModule,
     /// The bytes cannot be parsed as WebAssembly.
     #[error("not a valid WebAssembly component: {0}")]
@@ -137,7 +139,9 @@ fn sections(bytes: &[u8]) -> Result<Vec<Section<'_>>, SectionError> {
             None => offset + consumed,
         };
         if offset > bytes.len() {
-            return Err(SectionError::Malformed("a section runs past the end".into()));
+            return Err(SectionError::Malformed(
+                "a section runs past the end".into(),
+            ));
         }
     }
 }
@@ -181,7 +185,10 @@ mod tests {
         let kept = sections(&packed).unwrap();
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].custom, Some("producers-like"));
-        assert_eq!(&packed[kept[0].contents.clone()], &original[sections(&original).unwrap()[0].contents.clone()]);
+        assert_eq!(
+            &packed[kept[0].contents.clone()],
+            &original[sections(&original).unwrap()[0].contents.clone()]
+        );
         assert_eq!(read(&packed).unwrap(), Some("new"));
     }
 
@@ -189,8 +196,17 @@ mod tests {
     fn core_modules_and_garbage_are_refused() {
         let module = wasm_encoder::Module::new().finish();
         assert_eq!(read(&module), Err(SectionError::CoreModule));
-        assert_eq!(embed(&module, "x").unwrap_err().to_string().contains("component"), true);
-        assert!(matches!(read(b"not wasm at all"), Err(SectionError::Malformed(_))));
+        assert_eq!(
+            embed(&module, "x")
+                .unwrap_err()
+                .to_string()
+                .contains("component"),
+            true
+        );
+        assert!(matches!(
+            read(b"not wasm at all"),
+            Err(SectionError::Malformed(_))
+        ));
         assert!(matches!(read(&[]), Err(SectionError::Malformed(_))));
         let mut truncated = embed(&empty_component(), "name").unwrap();
         truncated.pop();
@@ -216,6 +232,9 @@ mod tests {
         assert_eq!(read(&c.finish()), Err(SectionError::NotUtf8));
 
         let big = "#".repeat(MAX_BYTES + 1);
-        assert_eq!(embed(&empty_component(), &big), Err(SectionError::TooLarge(MAX_BYTES + 1)));
+        assert_eq!(
+            embed(&empty_component(), &big),
+            Err(SectionError::TooLarge(MAX_BYTES + 1))
+        );
     }
 }

@@ -622,7 +622,9 @@ fn every_corpus_denial_produces_a_valid_audit_event() {
     }
     for (name, value, expected) in HEADERS {
         if let Err(reason) = check_header(name, value) {
-            denial_event("GET", "example.com", reason.code()).validate().unwrap();
+            denial_event("GET", "example.com", reason.code())
+                .validate()
+                .unwrap();
             assert_eq!(Some(reason.code()), *expected);
             denials += 1;
         }

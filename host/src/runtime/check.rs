@@ -216,7 +216,8 @@ fn load_problems(config: &Config, name: &str, err: LoadError) -> Vec<Problem> {
             .map(|f| {
                 let mut p = Problem::from_finding(&config.file, f, Severity::Error);
                 if f.kind == FindingKind::NoDeclaration {
-                    p.message.push_str("; strict = true refuses a tool without a declaration");
+                    p.message
+                        .push_str("; strict = true refuses a tool without a declaration");
                 } else {
                     p.message = format!("strict = true refuses to load: {}", p.message);
                 }
@@ -245,7 +246,11 @@ fn load_problems(config: &Config, name: &str, err: LoadError) -> Vec<Problem> {
             format!("tools.{name}.source"),
             format!("cannot read {}: {source}", path.display()),
         )],
-        other => vec![at(tool.lines.table, format!("tools.{name}"), strip_tool(&other, name))],
+        other => vec![at(
+            tool.lines.table,
+            format!("tools.{name}"),
+            strip_tool(&other, name),
+        )],
     }
 }
 
@@ -254,5 +259,6 @@ fn load_problems(config: &Config, name: &str, err: LoadError) -> Vec<Problem> {
 fn strip_tool(err: &LoadError, name: &str) -> String {
     let text = err.to_string();
     let prefix = format!("tool {name:?}: ");
-    text.strip_prefix(&prefix).map_or(text.clone(), str::to_owned)
+    text.strip_prefix(&prefix)
+        .map_or(text.clone(), str::to_owned)
 }

@@ -60,7 +60,10 @@ fn join(errors: &[ConfigError]) -> String {
 
 /// The declaration of the component whose bytes are `bytes`, read from
 /// `path`: embedded, beside it, or none.
-pub fn find_declaration(bytes: &[u8], path: &Path) -> Result<Option<Declaration>, DeclarationError> {
+pub fn find_declaration(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<Option<Declaration>, DeclarationError> {
     let embedded = section::read(bytes).map_err(|source| DeclarationError::Section {
         path: path.to_path_buf(),
         source,
@@ -87,7 +90,11 @@ pub fn find_declaration(bytes: &[u8], path: &Path) -> Result<Option<Declaration>
         }
         (Some(inside), _) => (
             inside.to_owned(),
-            PathBuf::from(format!("{}#{}", path.display(), crate::manifest::declaration::SECTION)),
+            PathBuf::from(format!(
+                "{}#{}",
+                path.display(),
+                crate::manifest::declaration::SECTION
+            )),
         ),
         (None, Some(outside)) => (outside, beside_path),
     };
@@ -96,16 +103,14 @@ pub fn find_declaration(bytes: &[u8], path: &Path) -> Result<Option<Declaration>
         .map_err(DeclarationError::Invalid)
 }
 
-/// Intersects tool `name`'s grant with its declaration and reports what
-/// does not line up as warnings. A strict tool with a finding that refuses
-/// it gets those findings back as the error.
+/// Intersects tool `name`'s grant with its declaration. A strict tool with
+/// a finding that refuses it gets those findings back as the error.
 pub(super) fn effective_grant(
     name: &str,
     tool: &ToolConfig,
     operator: &Config,
     declaration: Option<&Declaration>,
 ) -> Result<Effective, Vec<Finding>> {
-    let _span = tracing::info_span!("airlock.runtime.load", tool = name).entered();
     let effective = effective::effective(name, tool, &operator.connections, declaration);
     let refusing: Vec<Finding> = effective
         .findings
@@ -116,9 +121,15 @@ pub(super) fn effective_grant(
     if tool.strict && !refusing.is_empty() {
         return Err(refusing);
     }
-    for finding in &effective.findings {
+    Ok(effective)
+}
+
+/// Logs what did not line up between a loaded tool's declaration and its
+/// grant, each with the config line it is about.
+pub(super) fn log_findings(name: &str, operator: &Config, findings: &[Finding]) {
+    let _span = tracing::info_span!("airlock.runtime.load", tool = name).entered();
+    for finding in findings {
         tracing::warn!(
-            tool = name,
             key = %finding.key,
             "{}:{}: {}",
             operator.file.display(),
@@ -126,12 +137,14 @@ pub(super) fn effective_grant(
             finding.describe()
         );
     }
-    Ok(effective)
 }
 
 /// Two operator grants for different connections that one request could
 /// match are a config error, whether or not the declaration uses them.
-pub(super) fn check_operator_grants(name: &str, config: &ToolConfig) -> Result<(), super::LoadError> {
+pub(super) fn check_operator_grants(
+    name: &str,
+    config: &ToolConfig,
+) -> Result<(), super::LoadError> {
     let grants = config.endpoints.iter().map(|e| crate::policy::Grant {
         methods: e.methods.clone(),
         url: e.url.clone(),

@@ -248,6 +248,7 @@ impl Host {
         let mut by_name = BTreeMap::new();
         for (name, tool_config) in &config.tools {
             let tool = Arc::new(load_tool(&engine, &linker, name, tool_config, config)?);
+            declared::log_findings(name, config, &tool.findings);
             for (i, def) in tool.defs.iter().enumerate() {
                 by_name.insert(def.name.clone(), (tool.clone(), i));
             }
@@ -501,7 +502,11 @@ fn load_tool(
             allow_private: e.allow_private,
         })
         .collect();
-    let scopes = effective.endpoints.iter().map(|e| e.scopes.clone()).collect();
+    let scopes = effective
+        .endpoints
+        .iter()
+        .map(|e| e.scopes.clone())
+        .collect();
     let policy = Policy::new(grants).map_err(|source| LoadError::Policy {
         tool: name.into(),
         source,

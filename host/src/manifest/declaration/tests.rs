@@ -42,12 +42,19 @@ fn errors(text: &str) -> String {
 fn good_declaration_parses_into_typed_values() {
     let d = parse(GOOD).unwrap();
     assert_eq!((d.name.as_str(), d.version.as_str()), ("issues", "1.2.0"));
-    assert_eq!(d.scopes("github"), ["read:user", "repo"], "sorted, deduplicated");
+    assert_eq!(
+        d.scopes("github"),
+        ["read:user", "repo"],
+        "sorted, deduplicated"
+    );
     assert_eq!(d.connections["github"].line, 5);
     assert_eq!(d.endpoints.len(), 2);
     let issues = &d.endpoints[0];
     assert_eq!(issues.connection.as_deref(), Some("github"));
-    assert_eq!(issues.url.to_string(), "https://api.github.com/repos/*/*/issues");
+    assert_eq!(
+        issues.url.to_string(),
+        "https://api.github.com/repos/*/*/issues"
+    );
     assert!(issues.methods.contains("post") && !issues.methods.contains("DELETE"));
     assert_eq!(issues.line, 8, "the [[endpoints]] header");
     assert_eq!(d.endpoints[1].url, DeclaredUrl::Any);
@@ -59,13 +66,22 @@ fn good_declaration_parses_into_typed_values() {
 
 #[test]
 fn unknown_keys_are_errors_with_line_and_column() {
-    let text = GOOD.replace("connection = \"github\"", "connection = \"github\"\nretries = 3");
+    let text = GOOD.replace(
+        "connection = \"github\"",
+        "connection = \"github\"\nretries = 3",
+    );
     let err = errors(&text);
-    assert!(err.starts_with("issues.airlock.toml:12:1: endpoints[0]:"), "{err}");
+    assert!(
+        err.starts_with("issues.airlock.toml:12:1: endpoints[0]:"),
+        "{err}"
+    );
     assert!(err.contains("retries"), "{err}");
 
     let err = errors(&format!("{GOOD}\n[permissions]\nall = true\n"));
-    assert!(err.contains("permissions: unknown key; expected one of name, version"), "{err}");
+    assert!(
+        err.contains("permissions: unknown key; expected one of name, version"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -88,29 +104,50 @@ fn every_problem_is_reported_in_file_order() {
 #[test]
 fn endpoints_must_bind_to_a_declared_connection_or_none() {
     let err = errors(&GOOD.replace("connection = \"github\"", "connection = \"gitlab\""));
-    assert!(err.contains("\"gitlab\" is not declared; add [connections.gitlab] (declared: github)"), "{err}");
+    assert!(
+        err.contains("\"gitlab\" is not declared; add [connections.gitlab] (declared: github)"),
+        "{err}"
+    );
     // github is now unused as well, but that is the same mistake.
     assert!(!err.contains("no endpoint uses it"), "{err}");
     let err = errors(&format!("{GOOD}\n[connections.slack]\n"));
-    assert!(err.contains("connections.slack: no endpoint uses it"), "{err}");
+    assert!(
+        err.contains("connections.slack: no endpoint uses it"),
+        "{err}"
+    );
 
     let err = errors(&GOOD.replace("unauthenticated = true", ""));
     assert!(err.contains("endpoints[1]: set connection"), "{err}");
-    let err = errors(&GOOD.replace("unauthenticated = true", "unauthenticated = true\nconnection = \"github\""));
+    let err = errors(&GOOD.replace(
+        "unauthenticated = true",
+        "unauthenticated = true\nconnection = \"github\"",
+    ));
     assert!(err.contains("not both"), "{err}");
 }
 
 #[test]
 fn urls_and_names_are_checked() {
-    let err = errors(&GOOD.replace("https://api.github.com/repos/*/*/issues", "https://user@api.github.com/**"));
-    assert!(err.starts_with("issues.airlock.toml:9:7: endpoints[0].url:"), "{err}");
+    let err = errors(&GOOD.replace(
+        "https://api.github.com/repos/*/*/issues",
+        "https://user@api.github.com/**",
+    ));
+    assert!(
+        err.starts_with("issues.airlock.toml:9:7: endpoints[0].url:"),
+        "{err}"
+    );
     assert!(err.contains("userinfo"), "{err}");
     let err = errors(&GOOD.replace("https://api.github.com/repos/*/*/issues", "https://*/**"));
     assert!(err.contains("endpoints[0].url"), "{err}");
     let err = errors(&GOOD.replace("name = \"issues\"", "name = \"has space\""));
-    assert!(err.contains("name: name \"has space\" must be 1 to 64"), "{err}");
+    assert!(
+        err.contains("name: name \"has space\" must be 1 to 64"),
+        "{err}"
+    );
     let err = errors(&GOOD.replace("[config.per_page]", "[config.\"per page\"]"));
-    assert!(err.contains("config.per page: key \"per page\" must be"), "{err}");
+    assert!(
+        err.contains("config.per page: key \"per page\" must be"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -125,7 +162,10 @@ fn wrong_types_and_syntax_are_located() {
     let err = errors(&GOOD.replace("[[endpoints]]\nurl = \"*\"", "[endpoints2]\nurl = \"*\""));
     assert!(err.contains("endpoints2: unknown key"), "{err}");
     let err = errors("name = \"x\"\nversion = \"1\"\nendpoints = \"all\"\n");
-    assert!(err.starts_with("issues.airlock.toml:3:13: endpoints: expected an array, found a string"), "{err}");
+    assert!(
+        err.starts_with("issues.airlock.toml:3:13: endpoints: expected an array, found a string"),
+        "{err}"
+    );
     let err = errors("name = \"x\"\nversion = [\n");
     assert!(err.starts_with("issues.airlock.toml:2:"), "{err}");
 }
@@ -138,7 +178,12 @@ fn oversized_declarations_are_refused_before_parsing() {
 
 #[test]
 fn scope_tokens_follow_rfc_6749() {
-    for good in ["repo", "read:user", "https://www.googleapis.com/auth/drive", "a!#[]~"] {
+    for good in [
+        "repo",
+        "read:user",
+        "https://www.googleapis.com/auth/drive",
+        "a!#[]~",
+    ] {
         assert!(is_scope(good), "{good}");
     }
     for bad in ["", "a b", "a\"b", "a\\b", "ü", "a\tb", &"x".repeat(257)] {

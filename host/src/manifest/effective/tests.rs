@@ -61,7 +61,12 @@ fn declaration(text: &str) -> Declaration {
 }
 
 fn compute(config: &Config, declaration: Option<&Declaration>) -> Effective {
-    effective("issues", &config.tools["issues"], &config.connections, declaration)
+    effective(
+        "issues",
+        &config.tools["issues"],
+        &config.connections,
+        declaration,
+    )
 }
 
 fn of_kind(e: &Effective, kind: FindingKind) -> Vec<&Finding> {
@@ -96,7 +101,10 @@ fn missing_needs_come_with_the_lines_that_would_grant_them() {
     assert_eq!(missing.len(), 4, "{all}");
 
     // slack is not configured at all.
-    let slack = missing.iter().find(|f| f.key == "connections.slack").expect(&all);
+    let slack = missing
+        .iter()
+        .find(|f| f.key == "connections.slack")
+        .expect(&all);
     assert_eq!(
         slack.grant_lines,
         ["[connections.slack]", "audience = [\"https://slack.com\"]"]
@@ -107,7 +115,11 @@ fn missing_needs_come_with_the_lines_that_would_grant_them() {
         .find(|f| f.message.contains("endpoint 0"))
         .expect(&all);
     assert!(post.message.contains("method(s) POST"), "{}", post.message);
-    assert!(post.message.contains("issues.wasm#airlock-declaration:11"), "{}", post.message);
+    assert!(
+        post.message.contains("issues.wasm#airlock-declaration:11"),
+        "{}",
+        post.message
+    );
     assert_eq!(
         post.grant_lines,
         [
@@ -120,14 +132,25 @@ fn missing_needs_come_with_the_lines_that_would_grant_them() {
     );
     assert_eq!(post.line, 5, "points at the tool's table");
     // The slack endpoint itself.
-    assert!(all.contains("endpoint 1 (POST https://slack.com/api/chat.postMessage"), "{all}");
+    assert!(
+        all.contains("endpoint 1 (POST https://slack.com/api/chat.postMessage"),
+        "{all}"
+    );
     // read:user is declared for github but no grant lists it.
     let scopes = missing
         .iter()
         .find(|f| f.message.contains("needs scope"))
         .expect(&all);
-    assert!(scopes.message.contains("\"read:user\""), "{}", scopes.message);
-    assert!(!scopes.message.contains("\"repo\","), "repo is granted: {}", scopes.message);
+    assert!(
+        scopes.message.contains("\"read:user\""),
+        "{}",
+        scopes.message
+    );
+    assert!(
+        !scopes.message.contains("\"repo\","),
+        "repo is granted: {}",
+        scopes.message
+    );
 }
 
 #[test]
@@ -136,7 +159,11 @@ fn undeclared_grants_and_config_keys_are_reported_and_not_used() {
     let e = compute(&config, Some(&declaration(DECLARATION)));
     let unused = of_kind(&e, FindingKind::UnusedGrant);
     assert_eq!(unused.len(), 1);
-    assert!(unused[0].message.contains("https://status.example.com/**"), "{}", unused[0].message);
+    assert!(
+        unused[0].message.contains("https://status.example.com/**"),
+        "{}",
+        unused[0].message
+    );
     assert_eq!(unused[0].line, 16);
 
     let undeclared = of_kind(&e, FindingKind::UndeclaredConfig);
@@ -170,12 +197,22 @@ connection = "github"
     );
     let e = compute(&config, Some(&generic));
     assert_eq!(e.endpoints.len(), 1);
-    assert_eq!(e.endpoints[0].url.to_string(), "https://api.github.com/repos/**");
+    assert_eq!(
+        e.endpoints[0].url.to_string(),
+        "https://api.github.com/repos/**"
+    );
     assert_eq!(e.endpoints[0].methods.to_string(), "DELETE, GET");
-    assert!(e.endpoints[0].scopes.is_empty(), "no scope declared, none required");
+    assert!(
+        e.endpoints[0].scopes.is_empty(),
+        "no scope declared, none required"
+    );
     // The unauthenticated grant has no declared counterpart.
     assert_eq!(of_kind(&e, FindingKind::UnusedGrant).len(), 1);
-    assert!(of_kind(&e, FindingKind::NotGranted).is_empty(), "{:?}", e.findings);
+    assert!(
+        of_kind(&e, FindingKind::NotGranted).is_empty(),
+        "{:?}",
+        e.findings
+    );
 }
 
 #[test]
@@ -188,7 +225,11 @@ fn without_a_declaration_the_grants_apply_as_written() {
     let f = &e.findings[0];
     assert_eq!(f.kind, FindingKind::NoDeclaration);
     assert!(f.kind.refuses_strict());
-    assert!(f.message.contains("issues.wasm.airlock.toml"), "{}", f.message);
+    assert!(
+        f.message.contains("issues.wasm.airlock.toml"),
+        "{}",
+        f.message
+    );
 }
 
 #[test]
@@ -210,7 +251,11 @@ methods = ["GET", "POST"]
 connection = "github"
 "#;
     let e = compute(&config, Some(&declaration(&only_github)));
-    assert!(of_kind(&e, FindingKind::NotGranted).is_empty(), "{:#?}", e.findings);
+    assert!(
+        of_kind(&e, FindingKind::NotGranted).is_empty(),
+        "{:#?}",
+        e.findings
+    );
     assert!(!FindingKind::UnusedGrant.refuses_strict());
     assert!(!FindingKind::UndeclaredConfig.refuses_strict());
 }

@@ -6,8 +6,8 @@
 //! `a.intersect(b)` matches a request exactly when `a` and `b` both do, and
 //! `a.covers(b)` holds only when every request `b` matches, `a` matches too.
 
-use super::{HostPattern, MethodSet, Methods, PathPattern, Segment, UrlPattern};
 use super::is_subdomain;
+use super::{HostPattern, MethodSet, Methods, PathPattern, Segment, UrlPattern};
 
 impl MethodSet {
     /// The methods in both sets, or `None` when they share none.
@@ -44,9 +44,9 @@ impl HostPattern {
     /// The hosts both patterns match, or `None` when no host does.
     pub fn intersect(&self, other: &HostPattern) -> Option<HostPattern> {
         match (self, other) {
-            (HostPattern::Exact(host), pattern) | (pattern, HostPattern::Exact(host)) => {
-                pattern.matches(host).then(|| HostPattern::Exact(host.clone()))
-            }
+            (HostPattern::Exact(host), pattern) | (pattern, HostPattern::Exact(host)) => pattern
+                .matches(host)
+                .then(|| HostPattern::Exact(host.clone())),
             (HostPattern::Wildcard(a), HostPattern::Wildcard(b)) => {
                 if a == b || is_subdomain(a, b) {
                     Some(self.clone())
@@ -165,9 +165,15 @@ mod tests {
     #[test]
     fn method_sets_intersect_and_cover() {
         let get_post = methods("GET, POST");
-        assert_eq!(get_post.intersect(&methods("post, PUT")), Some(methods("POST")));
+        assert_eq!(
+            get_post.intersect(&methods("post, PUT")),
+            Some(methods("POST"))
+        );
         assert_eq!(get_post.intersect(&methods("PUT")), None);
-        assert_eq!(MethodSet::any().intersect(&get_post), Some(get_post.clone()));
+        assert_eq!(
+            MethodSet::any().intersect(&get_post),
+            Some(get_post.clone())
+        );
         assert!(MethodSet::any().covers(&get_post));
         assert!(get_post.covers(&methods("GET")));
         assert!(!get_post.covers(&MethodSet::any()));
@@ -177,11 +183,31 @@ mod tests {
     #[test]
     fn url_patterns_intersect_to_the_narrower_pattern() {
         let cases = [
-            ("https://api.example.com/**", "https://*.example.com/v1/*", Some("https://api.example.com/v1/*")),
-            ("https://*.example.com/**", "https://*.api.example.com/a", Some("https://*.api.example.com/a")),
-            ("https://a.example/x/**", "https://a.example/*/y", Some("https://a.example/x/y")),
-            ("https://a.example/x/**", "https://a.example/x", Some("https://a.example/x")),
-            ("https://a.example/**", "https://a.example/", Some("https://a.example/")),
+            (
+                "https://api.example.com/**",
+                "https://*.example.com/v1/*",
+                Some("https://api.example.com/v1/*"),
+            ),
+            (
+                "https://*.example.com/**",
+                "https://*.api.example.com/a",
+                Some("https://*.api.example.com/a"),
+            ),
+            (
+                "https://a.example/x/**",
+                "https://a.example/*/y",
+                Some("https://a.example/x/y"),
+            ),
+            (
+                "https://a.example/x/**",
+                "https://a.example/x",
+                Some("https://a.example/x"),
+            ),
+            (
+                "https://a.example/**",
+                "https://a.example/",
+                Some("https://a.example/"),
+            ),
             ("https://a.example/x", "https://a.example/y", None),
             ("https://a.example/x/*", "https://a.example/x", None),
             ("https://a.example/**", "http://a.example/**", None),
@@ -209,12 +235,25 @@ mod tests {
         assert!(!url("https://a.example/**").covers(&url("https://*.a.example/**")));
     }
 
-    const HOSTS: &[&str] = &["a.example.com", "b.example.com", "x.a.example.com", "example.com", "10.0.0.1"];
+    const HOSTS: &[&str] = &[
+        "a.example.com",
+        "b.example.com",
+        "x.a.example.com",
+        "example.com",
+        "10.0.0.1",
+    ];
     const HOST_PATTERNS: &[&str] = &[
-        "a.example.com", "example.com", "*.example.com", "*.a.example.com", "10.0.0.1", "b.example.com",
+        "a.example.com",
+        "example.com",
+        "*.example.com",
+        "*.a.example.com",
+        "10.0.0.1",
+        "b.example.com",
     ];
     const PATHS: &[&str] = &["/", "/a", "/a/", "/a/b", "/b", "/a/b/c", "/x/b", "//"];
-    const PATH_PATTERNS: &[&str] = &["/", "/**", "/a", "/a/**", "/*", "/*/b", "/a/*", "/*/**", "/a/b/**", "/x/b"];
+    const PATH_PATTERNS: &[&str] = &[
+        "/", "/**", "/a", "/a/**", "/*", "/*/b", "/a/*", "/*/**", "/a/b/**", "/x/b",
+    ];
 
     fn pattern() -> impl Strategy<Value = UrlPattern> {
         (
