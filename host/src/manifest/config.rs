@@ -876,6 +876,84 @@ allow_private = true
     }
 
     #[test]
+    fn every_problem_is_reported_in_file_order() {
+        let text = GOOD
+            .replace("dir = \"data\"", "dir = \"data\"\nsize = 1")
+            .replace("audience = [\"http://127.0.0.1:8080\"]", "audience = []")
+            .replace("sha256 = \"0000", "sha256 = \"zz00")
+            .replace(
+                "methods = [\"GET\", \"POST\"]",
+                "methods = [\"GET\", \"TRACE\"]",
+            );
+        let errors =
+            Config::parse_all(&text, Path::new("airlock.toml"), Path::new("/")).unwrap_err();
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let lines: Vec<usize> = errors.iter().map(|e| e.position().0).collect();
+        assert_eq!(lines, [4, 6, 11, 15], "{shown:#?}");
+        assert!(
+            shown[0].contains("vault: unknown field `size`"),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[1].contains("connections.demo.audience: must list"),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[2].contains("tools.fetch.sha256: expected 64 hex digits"),
+            "{shown:#?}"
+        );
+        assert!(shown[3].contains("tools.fetch.endpoints[0]:"), "{shown:#?}");
+        // The first-error form returns the first of them.
+        assert_eq!(error(&text), shown[0]);
+    }
+
+    #[test]
+    fn an_endpoint_naming_a_broken_connection_gets_no_second_error() {
+        let text = GOOD.replace("audience = [\"http://127.0.0.1:8080\"]", "audience = \"x\"");
+        let errors =
+            Config::parse_all(&text, Path::new("airlock.toml"), Path::new("/")).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].to_string().contains("connections.demo"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn strict_and_lines_are_read() {
+        let text = GOOD.replace(
+            "[[tools.fetch.endpoints]]",
+            "strict = true\nconfig = { a = \"1\" }\n\n[[tools.fetch.endpoints]]",
+        );
+        let c = parse(&text).unwrap();
+        let t = &c.tools["fetch"];
+        assert!(t.strict);
+        assert!(
+            !parse(GOOD).unwrap().tools["fetch"].strict,
+            "off by default"
+        );
+        assert_eq!(t.lines.table, 8);
+        assert_eq!(t.lines.sha256, 10);
+        assert_eq!(t.lines.config["a"], 13);
+        assert_eq!(t.endpoints[0].line, 15);
+    }
+
+    #[test]
+    fn unknown_top_level_sections_are_errors() {
+        let err = error(&format!("{GOOD}\n[plugins]\nx = 1\n"));
+        assert!(
+            err.contains("plugins: unknown section; expected one of vault"),
+            "{err}"
+        );
+        let err = error("tools = 3\n");
+        assert!(
+            err.starts_with("airlock.toml:1:9: tools: expected a table"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn bad_limit_type_is_located() {
         let err = error(&GOOD.replace(
             "[[tools.fetch.endpoints]]",
