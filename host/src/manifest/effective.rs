@@ -304,16 +304,27 @@ fn missing_endpoint(
         return;
     };
 
+    // Some of its URLs may be granted for those methods, just not all.
+    let partly = grant.endpoints.iter().any(|g| {
+        g.connection == declared.connection
+            && g.url.intersect(url).is_some()
+            && g.methods.intersect(&missing).is_some()
+    });
     findings.push(Finding {
         kind: FindingKind::NotGranted,
         line: grant.lines.table,
         key: format!("tools.{name}.endpoints"),
         message: format!(
-            "the tool's declared endpoint {index} ({} {url}, {}; {}:{}) is not granted for {}",
+            "the tool's declared endpoint {index} ({} {url}, {}; {}:{}) is {} for {}",
             declared.methods,
             binding(&declared.connection),
             declaration.source.display(),
             declared.line,
+            if partly {
+                "only partly granted"
+            } else {
+                "not granted"
+            },
             if missing == declared.methods {
                 "any of its methods".to_owned()
             } else {

@@ -83,20 +83,14 @@ impl Problem {
                 key,
                 message,
             },
-            other @ ConfigError::Read { .. } => {
-                let file = match &other {
-                    ConfigError::Read { file, .. } => file.clone(),
-                    _ => PathBuf::new(),
-                };
-                Problem {
-                    severity: Severity::Error,
-                    file,
-                    line: 0,
-                    column: 0,
-                    key: String::new(),
-                    message: format!("{other}"),
-                }
-            }
+            ConfigError::Read { file, source } => Problem {
+                severity: Severity::Error,
+                file,
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message: format!("cannot read the file: {source}"),
+            },
         }
     }
 

@@ -114,7 +114,11 @@ fn missing_needs_come_with_the_lines_that_would_grant_them() {
         .iter()
         .find(|f| f.message.contains("endpoint 0"))
         .expect(&all);
-    assert!(post.message.contains("method(s) POST"), "{}", post.message);
+    assert!(
+        post.message.contains("is not granted for method(s) POST"),
+        "{}",
+        post.message
+    );
     assert!(
         post.message.contains("issues.wasm#airlock-declaration:11"),
         "{}",
@@ -258,4 +262,37 @@ connection = "github"
     );
     assert!(!FindingKind::UnusedGrant.refuses_strict());
     assert!(!FindingKind::UndeclaredConfig.refuses_strict());
+}
+
+#[test]
+fn a_need_granted_for_some_of_its_urls_is_partly_granted() {
+    let config = config();
+    let wide = declaration(
+        r#"
+name = "issues"
+version = "1.0.0"
+
+[connections.github]
+
+[[endpoints]]
+url = "https://api.github.com/**"
+methods = "GET"
+connection = "github"
+"#,
+    );
+    let e = compute(&config, Some(&wide));
+    let missing = of_kind(&e, FindingKind::NotGranted);
+    assert_eq!(missing.len(), 1, "{:#?}", e.findings);
+    assert!(
+        missing[0]
+            .message
+            .contains("is only partly granted for any of its methods"),
+        "{}",
+        missing[0].message
+    );
+    // What is granted is the part both sides name.
+    assert_eq!(
+        e.endpoints[0].url.to_string(),
+        "https://api.github.com/repos/**"
+    );
 }
