@@ -10,11 +10,11 @@ root=$(pwd)
 
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 scripts/peers.sh
-cargo build --quiet --locked -p airlock
-cargo build --quiet --locked --release --target wasm32-wasip2 \
-  --manifest-path guest-examples/Cargo.toml --target-dir target/guests
+# Building airlock-tests compiles the example tools for wasm32-wasip2 and
+# embeds their documented WIT into target/guests/NAME.wasm.
+cargo build --quiet --locked -p airlock -p airlock-tests
 airlock="$root/target/debug/airlock"
-wasm="$root/target/guests/wasm32-wasip2/release/fetch.wasm"
+wasm="$root/target/guests/fetch.wasm"
 
 # httpbin serves until this script exits and closes its standard input.
 coproc HTTPBIN { exec "$root/.peers/venv/bin/python" "$root/tests/peers/httpbin_server.py"; }

@@ -21,5 +21,6 @@ pub mod manifest;
 pub mod policy;
 pub mod runtime;
 pub mod secret;
+pub mod serve;
 pub mod tools;
 pub mod vault;

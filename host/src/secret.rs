@@ -1,10 +1,12 @@
 //! The one type that holds credential bytes.
 //!
 //! A [`Secret`] has no `Display`, prints a placeholder in `Debug`, and wipes
-//! its memory on drop. Its bytes leave it in exactly three ways, all in this
+//! its memory on drop. Its bytes leave it in exactly four ways, all in this
 //! file: as an HTTP header value ([`Secret::header_value`]), as the set of
-//! encodings the response guard searches for ([`Secret::echo_forms`]), and as
-//! plaintext handed to the vault's sealing step ([`Secret::seal_with`]).
+//! encodings the response guard searches for ([`Secret::echo_forms`]), as
+//! plaintext handed to the vault's sealing step ([`Secret::seal_with`]), and
+//! as a form parameter of the broker's requests to a provider's token or
+//! revocation endpoint ([`Secret::oauth_param`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
@@ -70,6 +72,7 @@ impl Secret {
         let mut forms: Vec<Zeroizing<Vec<u8>>> = vec![Zeroizing::new(raw.to_vec())];
 
         let mut percent_upper = Zeroizing::new(Vec::new());
+        let mut percent_symbols = Zeroizing::new(Vec::new());
         let mut percent_all = Zeroizing::new(Vec::new());
         let mut json = Zeroizing::new(Vec::new());
         for &b in raw.iter() {
@@ -77,6 +80,12 @@ impl Secret {
                 percent_upper.push(b);
             } else {
                 percent_upper.extend_from_slice(format!("%{b:02X}").as_bytes());
+            }
+            // Encoders that escape every byte but letters and digits.
+            if b.is_ascii_alphanumeric() {
+                percent_symbols.push(b);
+            } else {
+                percent_symbols.extend_from_slice(format!("%{b:02X}").as_bytes());
             }
             percent_all.extend_from_slice(format!("%{b:02X}").as_bytes());
             match b {
@@ -86,9 +95,12 @@ impl Secret {
         }
         let percent_lower = Zeroizing::new(lowercase_escapes(&percent_upper));
         let percent_all_lower = Zeroizing::new(lowercase_escapes(&percent_all));
+        let percent_symbols_lower = Zeroizing::new(lowercase_escapes(&percent_symbols));
         forms.extend([
             percent_upper,
             percent_lower,
+            percent_symbols,
+            percent_symbols_lower,
             percent_all,
             percent_all_lower,
             json,
@@ -119,6 +131,13 @@ impl Secret {
     /// what it produced.
     pub fn seal_with<T>(&self, seal: impl FnOnce(&[u8]) -> T) -> T {
         seal(&self.0)
+    }
+
+    /// The secret as a form parameter for the broker's own requests to a
+    /// provider's token or revocation endpoint (a refresh token being spent
+    /// or a token being revoked). Nothing else may call it.
+    pub(crate) fn oauth_param(&self) -> String {
+        String::from_utf8(self.0.to_vec()).expect("secret bytes were checked to be visible ASCII")
     }
 
     /// Length of the secret in bytes.
@@ -218,6 +237,10 @@ mod tests {
             "tok%2Fen%2Bwith%3Dodd-chars_0123456789",
             "tok%2fen%2bwith%3dodd-chars_0123456789",
             "tok\\/en+with=odd-chars_0123456789",
+            // Regression: an encoder that escapes every non-alphanumeric
+            // byte, `-` and `_` included, got the token past the guard.
+            "tok%2Fen%2Bwith%3Dodd%2Dchars%5F0123456789",
+            "tok%2fen%2bwith%3dodd%2dchars%5f0123456789",
         ] {
             assert!(
                 forms.iter().any(|f| f.as_slice() == needle.as_bytes()),

@@ -120,3 +120,94 @@ fn canary_never_appears_in_output_logs_audit_or_vault() {
     )];
     assert_eq!(find_canary(&token, &planted).len(), 1);
 }
+
+/// The sweep over the hostile tool run through the CLI: every attack that
+/// could make the host print, log or store something, with trace logging.
+#[test]
+fn canary_never_appears_when_hostile_tools_run_through_the_cli() {
+    use crate::support::sha256_file;
+    let wasm = airlock_tests::guests::HOSTILE;
+    let fx = Fixture::with_endpoints(&[&format!(
+        r#"
+[tools.hostile]
+source = "{wasm}"
+sha256 = "{}"
+limits = {{ cpu_ms = 300, memory_mib = 32, max_requests = 4, max_output_bytes = 4096 }}
+
+[[tools.hostile.endpoints]]
+url = "http://127.0.0.1:{}/**"
+methods = ["GET", "POST"]
+connection = "demo"
+allow_private = true
+"#,
+        sha256_file(std::path::Path::new(wasm)),
+        airlock_tests::peers::httpbin().port
+    )]);
+    let token = canary();
+    let mut sweep = crate::sweep::Sweep::new("cli-hostile", &[&token]);
+    let out = fx.airlock(
+        &["vault", "put", "--user", "alice", "--connection", "demo"],
+        Some(&token),
+    );
+    assert!(out.status.success());
+    let get = |path: &str| {
+        json!({ "request": { "method": "GET", "scheme": "http",
+            "authority": format!("127.0.0.1:{}", fx.port), "path": path,
+            "headers": [], "body": null } })
+    };
+    let vault = fx.data_dir().join("vault.json");
+    let calls = [
+        ("hostile.env", json!({})),
+        (
+            "hostile.read-file",
+            json!({ "path": vault.display().to_string() }),
+        ),
+        ("hostile.send", get("/headers")),
+        ("hostile.send", get("/gzip")),
+        ("hostile.send", get("/deflate")),
+        (
+            "hostile.send",
+            get(&format!("/redirect-to?url=http://localhost:{}/", fx.port)),
+        ),
+        (
+            "hostile.follow",
+            json!({ "request": get(&format!("/redirect-to?url=http://localhost:{}/headers", fx.port))["request"], "hops": 2 }),
+        ),
+        (
+            "hostile.burst",
+            json!({ "request": get("/bearer")["request"], "count": 50 }),
+        ),
+        ("hostile.spin", json!({})),
+        ("hostile.hog", json!({ "mib": 512 })),
+        ("hostile.shout", json!({ "bytes": 100000 })),
+        ("hostile.trap-mid-request", get("/anything")),
+        ("hostile.chatter", json!({ "lines": 3 })),
+        ("hostile.print", json!({ "bytes": 1_000_000 })),
+    ];
+    let mut refused = 0;
+    for (i, (tool, args)) in calls.iter().enumerate() {
+        let out = fx.airlock(
+            &["call", tool, "--user", "alice", "--args", &args.to_string()],
+            None,
+        );
+        refused += usize::from(!out.status.success());
+        // What a tool prints to stdio goes nowhere.
+        for stream in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(
+                !text.contains("PRINTED-BY-THE-TOOL"),
+                "{tool} printed through"
+            );
+        }
+        if *tool == "hostile.print" {
+            // The tool did write: 782 blocks of 1280 bytes.
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.contains("1000960"), "{stdout}");
+        }
+        sweep.add(format!("{i} {tool} stdout"), out.stdout);
+        sweep.add(format!("{i} {tool} stderr"), out.stderr);
+    }
+    // The limits and traps really were hit (and printed).
+    assert!(refused >= 5, "only {refused} calls failed");
+    sweep.finish(&fx);
+}

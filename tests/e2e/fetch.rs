@@ -260,3 +260,32 @@ async fn digest_mismatch_refuses_to_load() {
         .to_string();
     assert!(err.contains("has sha256") && err.contains(&digest), "{err}");
 }
+
+#[tokio::test]
+async fn tools_are_listed_with_descriptions_and_schemas() {
+    let fx = Fixture::new();
+    let (host, _audit) = fx.host();
+    let tools = host.tools();
+    assert_eq!(tools.len(), 1);
+    let fetch = &tools[0];
+    assert_eq!(fetch.name, "fetch.fetch");
+    assert!(
+        fetch
+            .description
+            .starts_with("Sends one HTTP request and returns the response."),
+        "{}",
+        fetch.description
+    );
+    assert_eq!(fetch.input_schema["required"], json!(["url"]));
+    assert_eq!(fetch.input_schema["properties"]["url"]["type"], "string");
+    assert_eq!(fetch.input_schema["additionalProperties"], false);
+    let output = fetch
+        .output_schema
+        .as_ref()
+        .expect("the response record is an object");
+    assert_eq!(output["properties"]["status"]["maximum"], 65535);
+    assert_eq!(
+        output["properties"]["headers"]["items"]["properties"]["name"]["description"],
+        "Header name, such as `accept`."
+    );
+}

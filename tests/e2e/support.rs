@@ -104,10 +104,15 @@ allow_private = true
         child.wait_with_output().unwrap()
     }
 
-    /// Stores `token` for (user, connection) through the CLI.
+    /// Stores `token` for (user, `demo`) through the CLI.
     pub fn link(&self, user: &str, token: &str) {
+        self.link_to(user, "demo", token);
+    }
+
+    /// Stores `token` for (user, connection) through the CLI.
+    pub fn link_to(&self, user: &str, connection: &str, token: &str) {
         let out = self.airlock(
-            &["vault", "put", "--user", user, "--connection", "demo"],
+            &["vault", "put", "--user", user, "--connection", connection],
             Some(token),
         );
         assert!(
@@ -173,6 +178,15 @@ pub fn encodings(secret: &str) -> Vec<String> {
         percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
             .to_string(),
     ];
+    // Lowercase escapes (`%2d`) decode the same.
+    let lower = secret
+        .bytes()
+        .map(|b| match b.is_ascii_alphanumeric() {
+            true => (b as char).to_string(),
+            false => format!("%{b:02x}"),
+        })
+        .collect();
+    forms.push(lower);
     // Base64 at each alignment: the stable middle of the encoding.
     for offset in 0..3 {
         let padded = format!("{}{secret}", "x".repeat(offset));

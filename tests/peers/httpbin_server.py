@@ -10,8 +10,11 @@ import os
 import sys
 import threading
 
-from httpbin import app
-from werkzeug.serving import make_server
+# Only errors: httpbin warns at import about optional extras it runs without.
+logging.basicConfig(level=logging.ERROR)
+
+from httpbin import app  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
 
 
 def main() -> None:

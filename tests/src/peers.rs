@@ -44,6 +44,27 @@ pub fn httpbin() -> &'static Peer {
     })
 }
 
+/// Node.js, for the npm peers installed in `.peers/node`.
+pub fn node() -> PathBuf {
+    let module = root().join(".peers/node/node_modules/oidc-provider");
+    assert!(
+        module.exists(),
+        "{} is missing: run scripts/peers.sh first (scripts/test.sh does)",
+        module.display()
+    );
+    PathBuf::from("node")
+}
+
+/// A new `oidc-provider` (npm) authorization server for one test, with
+/// `settings` (a JSON object; see tests/peers/oidc_server.mjs).
+pub fn oidc_provider(settings: &str) -> Peer {
+    start(
+        Command::new(node())
+            .arg(root().join("tests/peers/oidc_server.mjs"))
+            .arg(settings),
+    )
+}
+
 fn start(command: &mut Command) -> Peer {
     let mut child = command
         .stdin(Stdio::piped())

@@ -29,6 +29,9 @@ pub enum EventKind {
     CallEnd,
     /// The egress gate decided on one outbound request.
     Request,
+    /// A caller asked to act for a user it is not entitled to act for; no
+    /// tool ran, so the component digest is all zeros.
+    CallerRefused,
 }
 
 /// What the host decided.

@@ -210,6 +210,7 @@ fn kind_name(kind: EventKind) -> &'static str {
         EventKind::CallStart => "call_start",
         EventKind::CallEnd => "call_end",
         EventKind::Request => "request",
+        EventKind::CallerRefused => "caller_refused",
     }
 }
 

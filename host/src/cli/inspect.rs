@@ -57,7 +57,9 @@ fn print_declaration(d: &Declaration) {
         println!("    none");
     }
     for (name, c) in &d.connections {
-        let scopes = if c.scopes.is_empty() {
+        let scopes = if c.any_scopes {
+            "any scopes the operator grants".to_owned()
+        } else if c.scopes.is_empty() {
             "no scopes".to_owned()
         } else {
             format!("scopes {}", c.scopes.join(" "))

@@ -3,8 +3,10 @@
 mod audit;
 mod call;
 mod check;
+mod connect;
 mod inspect;
 mod pack;
+mod serve;
 mod tools;
 mod vault;
 
@@ -32,6 +34,8 @@ enum Command {
     Tools(tools::Args),
     /// Run one tool for one user and print its JSON result.
     Call(call::Args),
+    /// Link a user's account for a connection (OAuth consent in a browser).
+    Connect(connect::Args),
     /// Manage linked accounts in the vault.
     #[command(subcommand)]
     Vault(vault::Command),
@@ -44,6 +48,8 @@ enum Command {
     Pack(pack::Args),
     /// Print a component's digest, declaration and tools with schemas.
     Inspect(inspect::Args),
+    /// Serve the tools to agent runtimes: MCP (stdio or HTTP) and the HTTP API.
+    Serve(serve::Args),
 }
 
 /// Exit status for a call that needs the user to link an account.
@@ -57,7 +63,11 @@ pub fn main() -> i32 {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A blocking read of standard input (`serve --stdio` on a terminal or a
+    // file) never returns on its own; do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -81,8 +91,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Tools(args) => tools::run(&config, args),
         Command::Call(args) => call::run(&config, args).await,
-        Command::Vault(command) => vault::run(&config, command),
+        Command::Connect(args) => connect::run(&config, args).await,
+        Command::Vault(command) => vault::run(&config, command).await,
         Command::Audit(command) => audit::run(&config, command),
+        Command::Serve(args) => serve::run(&config, args).await,
         Command::Pack(_) | Command::Inspect(_) | Command::Check(_) => unreachable!("handled above"),
     }
 }
@@ -124,8 +136,14 @@ fn open_audit(config: &airlock::manifest::Config) -> anyhow::Result<airlock::aud
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
         .unwrap_or_else(|_| "warn,airlock=info".into());
+    // The MCP SDK logs whole requests at debug, tool arguments (URLs with
+    // their query strings) included; keep that out unless asked for by name.
+    let asked = std::env::var("AIRLOCK_LOG").is_ok_and(|v| v.contains("rmcp"));
+    if !asked && let Ok(cap) = "rmcp=info".parse() {
+        filter = filter.add_directive(cap);
+    }
     use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

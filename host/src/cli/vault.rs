@@ -1,9 +1,11 @@
-//! `airlock vault`: store, list and remove linked accounts.
+//! `airlock vault`: store, list, remove, revoke and rekey linked accounts.
 
+use airlock::broker::Broker;
 use airlock::secret::Secret;
-use airlock::vault::{LocalVault, TokenRecord};
+use airlock::vault::{KeySource, LocalVault, MasterKey, TokenRecord};
 use anyhow::{Context as _, bail};
 use std::io::Read as _;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 #[derive(Debug, clap::Subcommand)]
@@ -34,9 +36,29 @@ pub enum Command {
         #[arg(long)]
         connection: String,
     },
+    /// Revoke the link at the provider (where it has a revocation
+    /// endpoint), then remove it from the vault.
+    Revoke {
+        /// The user.
+        #[arg(long)]
+        user: String,
+        /// The connection.
+        #[arg(long)]
+        connection: String,
+    },
+    /// Re-encrypt every record under a new master key. With a key file, a
+    /// new key replaces it; with a key from the environment, name the
+    /// variable that holds the new key, then switch the config to it.
+    Rekey {
+        /// Environment variable holding the new key (32 bytes as base64 or
+        /// 64 hex digits); required when the current key is from the
+        /// environment.
+        #[arg(long)]
+        new_key_env: Option<String>,
+    },
 }
 
-pub fn run(config: &airlock::manifest::Config, command: Command) -> anyhow::Result<i32> {
+pub async fn run(config: &airlock::manifest::Config, command: Command) -> anyhow::Result<i32> {
     let vault = LocalVault::open(&config.vault.dir, &config.vault.key)?;
     match command {
         Command::Put {
@@ -64,6 +86,7 @@ pub fn run(config: &airlock::manifest::Config, command: Command) -> anyhow::Resu
                 access_token: token,
                 refresh_token: None,
                 expires_at: expires_in.map(|s| now + s),
+                issued_at: Some(now),
                 scopes,
                 version: 0,
             };
@@ -100,6 +123,43 @@ pub fn run(config: &airlock::manifest::Config, command: Command) -> anyhow::Resu
             } else {
                 bail!("no token stored for user {user:?}, connection {connection:?}");
             }
+        }
+        Command::Revoke { user, connection } => {
+            if !config.connections.contains_key(&connection) {
+                bail!(
+                    "no connection named {connection:?} in {}",
+                    config.file.display()
+                );
+            }
+            let broker = Broker::from_config(config, Arc::new(vault))?;
+            let revoked = broker.revoke(&user, &connection).await?;
+            match (revoked.at_provider, revoked.removed) {
+                (_, false) => bail!("no token stored for user {user:?}, connection {connection:?}"),
+                (true, true) => println!(
+                    "revoked at the provider and removed: user {user:?}, connection {connection:?}"
+                ),
+                (false, true) => println!(
+                    "removed user {user:?}, connection {connection:?}; the provider has no revocation endpoint, so the grant stays until the user removes it there"
+                ),
+            }
+        }
+        Command::Rekey { new_key_env } => {
+            let report = match (&config.vault.key, new_key_env) {
+                (KeySource::File(path), None) => vault.rekey_file(path)?,
+                (_, Some(var)) => {
+                    let new = MasterKey::load(&KeySource::Env(var.clone()))?;
+                    let report = vault.rekey_to(&new)?;
+                    println!("set the vault key to the value of {var} before the next start");
+                    report
+                }
+                (KeySource::Env(var), None) => bail!(
+                    "the vault key comes from {var}; pass --new-key-env NAME with the new key"
+                ),
+            };
+            println!(
+                "re-encrypted {} records: key {} -> {}",
+                report.records, report.old_key, report.new_key
+            );
         }
     }
     Ok(0)

@@ -8,6 +8,7 @@
 //! the guest as `HTTP-request-denied` with no detail; the operator's log says
 //! why and what grant would allow it.
 
+mod decode;
 mod guard;
 mod send;
 
@@ -17,12 +18,13 @@ pub use send::Resolver;
 use crate::audit::{AuditLog, Decision, Event, EventKind};
 use crate::broker::{AuthorizationRequired, Broker, TokenOutcome};
 use crate::manifest::{ConnectionConfig, Limits};
-use crate::policy::{self, DenyReason, Policy, Target};
+use crate::policy::{self, DenyReason, Grant, Policy, Target};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tracing::Instrument as _;
 use wasmtime_wasi_http::WasiHttpHooks;
 use wasmtime_wasi_http::{Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody};
 
@@ -78,6 +80,8 @@ pub struct CallContext {
     pub egress: Arc<Egress>,
     /// The tool being called.
     pub tool: Arc<ToolEgress>,
+    /// The tool's name as listed (`<tool>.<function>`), for audit and logs.
+    pub name: String,
     /// The user the call acts for.
     pub user: String,
     /// Who made the call (runtime, API key id).
@@ -86,6 +90,17 @@ pub struct CallContext {
     pub call_id: String,
     requests: AtomicU32,
     auth_required: Mutex<Option<AuthorizationRequired>>,
+    tripped: Mutex<Option<Tripped>>,
+}
+
+/// A per-call limit that a request of the call broke. The runtime ends the
+/// call with an error naming it, whatever the guest does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tripped {
+    /// The limit's config key, such as `max_requests`.
+    pub limit: &'static str,
+    /// Its configured value.
+    pub value: u64,
 }
 
 impl CallContext {
@@ -93,6 +108,7 @@ impl CallContext {
     pub fn new(
         egress: Arc<Egress>,
         tool: Arc<ToolEgress>,
+        name: String,
         user: String,
         caller: String,
         call_id: String,
@@ -100,11 +116,13 @@ impl CallContext {
         CallContext {
             egress,
             tool,
+            name,
             user,
             caller,
             call_id,
             requests: AtomicU32::new(0),
             auth_required: Mutex::new(None),
+            tripped: Mutex::new(None),
         }
     }
 
@@ -114,6 +132,18 @@ impl CallContext {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    /// Records that `limit` (configured as `value`) was broken; the first
+    /// limit broken is the one reported.
+    pub fn trip(&self, limit: &'static str, value: u64) {
+        let mut slot = self.tripped.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(Tripped { limit, value });
+    }
+
+    /// The first limit a request of this call broke.
+    pub fn tripped(&self) -> Option<Tripped> {
+        *self.tripped.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Number of outbound requests the call attempted.
@@ -127,7 +157,7 @@ impl CallContext {
             &self.call_id,
             &self.user,
             &self.caller,
-            &self.tool.tool,
+            &self.name,
             &self.tool.component,
         );
         e.method = Some(method.to_string());
@@ -154,7 +184,7 @@ impl CallContext {
         hint: &str,
     ) -> HttpError {
         tracing::info!(
-            tool = %self.tool.tool, user = %self.user, method, host = target.map(|t| t.host.to_string()).unwrap_or_default(),
+            tool = %self.name, user = %self.user, method, host = target.map(|t| t.host.to_string()).unwrap_or_default(),
             path = target.map(|t| t.redacted_path()).unwrap_or_default(), reason = reason.code(), hint,
             "airlock.egress.denied"
         );
@@ -163,6 +193,37 @@ impl CallContext {
         e.reason = Some(reason.code().to_string());
         self.record(e);
         HttpError::HttpRequestDenied
+    }
+
+    /// Records that the user must link an account and returns the error the
+    /// guest sees; the call ends as authorization-required.
+    fn authorization_required(
+        &self,
+        target: &Target,
+        method: &str,
+        grant: &Grant,
+        required: AuthorizationRequired,
+    ) -> HttpError {
+        let mut e = self.event(Some(target), method);
+        e.connection = grant.connection.clone();
+        e.scopes = self.scopes_of(grant);
+        e.decision = Some(Decision::AuthorizationRequired);
+        e.reason = Some(required.reason.to_string());
+        self.record(e);
+        let mut slot = self.auth_required.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(required);
+        HttpError::HttpRequestDenied
+    }
+
+    /// The scopes the tool needs for `grant`, recorded with each request
+    /// that carries a credential.
+    fn scopes_of(&self, grant: &Grant) -> Vec<String> {
+        let grants = self.tool.policy.grants();
+        grants
+            .iter()
+            .position(|g| std::ptr::eq(g, grant))
+            .map(|i| self.tool.scopes[i].clone())
+            .unwrap_or_default()
     }
 
     fn record(&self, event: Event) {
@@ -199,17 +260,7 @@ impl WasiHttpHooks for Gate {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<WasiBody>,
-                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-                    ),
-                    HttpError,
-                >,
-            > + Send,
-    > {
+    ) -> Box<dyn Future<Output = Result<Sent, HttpError>> + Send> {
         let call = self.call.clone();
         Box::new(async move { gate(call, request, options).await })
     }
@@ -226,10 +277,26 @@ async fn gate(
     options: Option<RequestOptions>,
 ) -> Result<Sent, HttpError> {
     let started = Instant::now();
-    let method = request.method().as_str().to_string();
     let limits = &call.tool.limits;
+    let mut request = request;
+    let method = match policy::canonical_method(request.method().as_str()) {
+        Ok(m) => m,
+        Err(reason) => {
+            let raw = request.method().as_str().to_string();
+            return Err(call.deny(
+                None,
+                &raw,
+                &reason,
+                "TRACE, TRACK and CONNECT never go out, and a method must be an HTTP token",
+            ));
+        }
+    };
+    // Send exactly the method that was matched against the grants.
+    *request.method_mut() = http::Method::from_bytes(method.as_bytes())
+        .map_err(|_| HttpError::HttpRequestMethodInvalid)?;
 
     if call.requests.fetch_add(1, Ordering::Relaxed) >= limits.max_requests {
+        call.trip("max_requests", limits.max_requests.into());
         let hint = format!(
             "raise limits.max_requests (now {}) for tool {}",
             limits.max_requests, call.tool.tool
@@ -253,6 +320,21 @@ async fn gate(
         }
     };
 
+    let span =
+        crate::audit::span_for_request(&method, &target.host.to_string(), &target.redacted_path());
+    decide_and_send(call, target, method, request, options, started)
+        .instrument(span)
+        .await
+}
+
+async fn decide_and_send(
+    call: Arc<CallContext>,
+    target: Target,
+    method: String,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    started: Instant,
+) -> Result<Sent, HttpError> {
     let index = match call.tool.policy.decide(&method, &target) {
         Ok(i) => i,
         Err(denial) => return Err(call.deny(Some(&target), &method, &denial.reason, &denial.hint)),
@@ -287,17 +369,10 @@ async fn gate(
                 credential = Some((secret, placement.header.clone(), placement.prefix.clone()));
             }
             Ok(TokenOutcome::AuthorizationRequired(required)) => {
-                let mut e = call.event(Some(&target), &method);
-                e.connection = Some(connection.clone());
-                e.decision = Some(Decision::AuthorizationRequired);
-                e.reason = Some(required.reason.to_string());
-                call.record(e);
-                let mut slot = call.auth_required.lock().unwrap_or_else(|e| e.into_inner());
-                slot.get_or_insert(required);
-                return Err(HttpError::HttpRequestDenied);
+                return Err(call.authorization_required(&target, &method, grant, required));
             }
             Err(err) => {
-                tracing::error!(%err, tool = %call.tool.tool, user = %call.user, connection = %connection, "token lookup failed");
+                tracing::error!(%err, tool = %call.name, user = %call.user, connection = %connection, "token lookup failed");
                 return Err(HttpError::InternalError(Some(
                     "credential lookup failed".into(),
                 )));
@@ -305,15 +380,59 @@ async fn gate(
         }
     }
 
-    match send::send(&call, &target, grant, request, options, credential, started).await {
+    // A 401 to a request carrying a token drops that token, and a request
+    // that can be replayed (idempotent method, no body) goes once more with
+    // a fresh one.
+    let injected = credential.as_ref().map(|(secret, _, _)| secret.clone());
+    let replay = replayable(&request).then(|| request_head(&request));
+    let (request, body_seen) = watch_body(request);
+    let mut result = send::send(&call, &target, grant, request, options, credential, started).await;
+    if let (Ok((response, _)), Some(token), Some(connection)) =
+        (&result, &injected, &grant.connection)
+        && response.status() == http::StatusCode::UNAUTHORIZED
+    {
+        call.egress.broker.invalidate(&call.user, connection, token);
+        if let Some(head) = replay
+            && !body_seen.load(Ordering::Relaxed)
+        {
+            let scopes = &call.tool.scopes[index];
+            match call
+                .egress
+                .broker
+                .token(&call.user, connection, scopes)
+                .await
+            {
+                Ok(TokenOutcome::Token(fresh)) if fresh != *token => {
+                    tracing::info!(tool = %call.name, user = %call.user, connection = %connection, "airlock.egress.retry_after_401");
+                    drop(result);
+                    let placement = &call.egress.connections[connection];
+                    let credential =
+                        Some((fresh, placement.header.clone(), placement.prefix.clone()));
+                    let request = http::Request::from_parts(head, empty_body());
+                    result =
+                        send::send(&call, &target, grant, request, options, credential, started)
+                            .await;
+                }
+                Ok(TokenOutcome::AuthorizationRequired(required)) => {
+                    return Err(call.authorization_required(&target, &method, grant, required));
+                }
+                Ok(TokenOutcome::Token(_)) => {}
+                Err(err) => {
+                    tracing::warn!(%err, tool = %call.name, user = %call.user, connection = %connection, "token refresh after 401 failed");
+                }
+            }
+        }
+    }
+    match result {
         Ok(sent) => Ok(sent),
         Err(send::SendError::Denied(reason)) => {
             Err(call.deny(Some(&target), &method, &reason, PRIVATE_HINT))
         }
         Err(send::SendError::Failed { error, code }) => {
-            tracing::info!(tool = %call.tool.tool, user = %call.user, host = %target.host, code, "airlock.egress.failed");
+            tracing::info!(tool = %call.name, user = %call.user, host = %target.host, code, "airlock.egress.failed");
             let mut e = call.event(Some(&target), &method);
             e.connection = grant.connection.clone();
+            e.scopes = call.scopes_of(grant);
             e.decision = Some(Decision::Error);
             e.reason = Some(code.to_string());
             e.duration_ms = Some(started.elapsed().as_millis() as u64);
@@ -321,6 +440,50 @@ async fn gate(
             Err(error)
         }
     }
+}
+
+/// Whether a request may be sent twice: an idempotent method that carries
+/// no body (checked again once it has been sent).
+fn replayable(request: &http::Request<WasiBody>) -> bool {
+    matches!(
+        *request.method(),
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    )
+}
+
+fn request_head(request: &http::Request<WasiBody>) -> http::request::Parts {
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = request.method().clone();
+    parts.uri = request.uri().clone();
+    parts.version = request.version();
+    parts.headers = request.headers().clone();
+    parts
+}
+
+fn empty_body() -> WasiBody {
+    use http_body_util::BodyExt as _;
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Wraps the guest's body so the gate learns whether it carried data.
+fn watch_body(
+    request: http::Request<WasiBody>,
+) -> (http::Request<WasiBody>, Arc<std::sync::atomic::AtomicBool>) {
+    use http_body_util::BodyExt as _;
+    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = seen.clone();
+    let (parts, body) = request.into_parts();
+    let body = body
+        .map_frame(move |frame| {
+            if frame.data_ref().is_some_and(|d| !d.is_empty()) {
+                flag.store(true, Ordering::Relaxed);
+            }
+            frame
+        })
+        .boxed_unsync();
+    (http::Request::from_parts(parts, body), seen)
 }
 
 const PRIVATE_HINT: &str = "the name resolved only to addresses this grant may not reach; \

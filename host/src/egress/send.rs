@@ -1,7 +1,7 @@
 //! Sending an allowed request: resolve, check the addresses, connect to the
 //! checked one, attach the credential, and guard the response.
 
-use super::guard::{GuardedBody, Redactor};
+use super::guard::{GuardedBody, Redactor, guard_head};
 use super::{CallContext, Sent};
 use crate::audit::Decision;
 use crate::manifest::pattern::{HostName, Scheme};
@@ -136,6 +136,7 @@ pub(super) async fn send(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_request_bytes) {
+        call.trip("max_request_bytes", limits.max_request_bytes);
         return Err(failed(
             HttpError::HttpRequestBodySize(Some(limits.max_request_bytes)),
             "request_too_large",
@@ -165,6 +166,7 @@ pub(super) async fn send(
         inner: body,
         limit: limits.max_request_bytes,
         sent: bytes_out.clone(),
+        call: call.clone(),
     };
     let request = http::Request::from_parts(parts, body);
 
@@ -191,25 +193,17 @@ pub(super) async fn send(
     };
 
     let (mut parts, incoming) = response.into_parts();
-    let mut header_redactions = 0;
-    if let Some(r) = &redactor {
-        header_redactions = r.redact_headers(&mut parts.headers);
-        let encoding = parts
-            .headers
-            .get(http::header::CONTENT_ENCODING)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
-        if encoding.as_deref().is_some_and(|e| e != "identity") {
-            // FIXME(#5): decode gzip/deflate with a size cap instead of refusing.
-            return Err(failed(
-                HttpError::HttpResponseContentCoding(encoding),
-                "encoded_response",
-            ));
-        }
-        parts.headers.remove(http::header::CONTENT_LENGTH);
-    }
+    let (header_redactions, decoder) = match &redactor {
+        Some(r) => guard_head(r, &mut parts, limits.max_response_bytes)
+            .map_err(|e| failed(e, "unsupported_coding"))?,
+        None => (0, None),
+    };
 
     let mut event = call.event(Some(target), &method);
     event.connection = grant.connection.clone();
+    if grant.connection.is_some() {
+        event.scopes = call.scopes_of(grant);
+    }
     event.decision = Some(Decision::Allow);
     event.status = Some(parts.status.as_u16());
     let audit_call = call.clone();
@@ -223,8 +217,10 @@ pub(super) async fn send(
     let body = GuardedBody::new(
         incoming,
         redactor,
+        decoder,
         limits.max_response_bytes,
         between_bytes_timeout,
+        call.clone(),
         on_end,
     );
     let io = Box::new(async move {
@@ -264,6 +260,13 @@ where
         .map_err(|_| failed(HttpError::HttpResponseTimeout, "response_timeout"))?
         .map_err(|err| {
             tracing::debug!(%err, "upstream request failed");
+            if err.is_parse_too_large() {
+                let size = Some(MAX_RESPONSE_HEAD as u32);
+                return failed(
+                    HttpError::HttpResponseHeaderSectionSize(size),
+                    "head_too_large",
+                );
+            }
             failed(HttpError::HttpProtocolError, "upstream_error")
         })?;
     Ok((response, connection))
@@ -274,6 +277,7 @@ pub(super) struct LimitedBody {
     inner: WasiBody,
     limit: u64,
     sent: Arc<AtomicU64>,
+    call: Arc<CallContext>,
 }
 
 impl Body for LimitedBody {
@@ -289,6 +293,7 @@ impl Body for LimitedBody {
             Poll::Ready(Some(Ok(frame))) => {
                 let n = frame.data_ref().map_or(0, |d| d.len() as u64);
                 if this.sent.fetch_add(n, Ordering::Relaxed) + n > this.limit {
+                    this.call.trip("max_request_bytes", this.limit);
                     return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(
                         this.limit,
                     )))));

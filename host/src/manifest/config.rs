@@ -5,6 +5,10 @@
 //! dir = ".airlock"                  # data directory, relative to this file
 //! key_env = "AIRLOCK_VAULT_KEY"     # or key_file = "..."; default: <dir>/vault.key
 //!
+//! [host]
+//! max_concurrent_calls = 64         # and max_concurrent_calls_per_user = 8
+//! wasm_stack_kib = 512              # wasm stack of every guest
+//!
 //! [connections.github]
 //! audience = ["https://api.github.com"]
 //!
@@ -12,7 +16,7 @@
 //! source = "fetch.wasm"
 //! sha256 = "<64 hex digits>"
 //! config = { user_agent = "airlock" }
-//! limits = { max_requests = 8 }
+//! limits = { max_requests = 8 }   # per call; see runtime for every key
 //!
 //! [[tools.fetch.endpoints]]
 //! url = "https://api.github.com/repos/**"
@@ -24,11 +28,16 @@
 //! declaration asks for something this file does not grant, or when it
 //! ships no declaration at all (see [`crate::manifest::effective`]).
 //!
+//! The `[serve]` and `[callers]` sections of `airlock serve` are described
+//! in [`super::serve`], and the OAuth keys of a connection in
+//! [`super::oauth`].
+//!
 //! Each table is read on its own, so [`Config::parse_all`] reports every
 //! problem in the file, each with its line, column and key.
 
 use super::doc::{Doc, Value};
 use super::pattern::{HostPattern, MethodSet, UrlPattern};
+use super::serve::{CallersConfig, RawCallers, RawServe, ServeConfig};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -50,6 +59,10 @@ pub struct Config {
     pub host: HostConfig,
     /// Audit log settings.
     pub audit: AuditSettings,
+    /// How `airlock serve` runs.
+    pub serve: ServeConfig,
+    /// Who may call the HTTP server, and for which users.
+    pub callers: CallersConfig,
 }
 
 /// Where and how the audit log is written.
@@ -78,11 +91,34 @@ pub struct VaultConfig {
 }
 
 /// Host-wide settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HostConfig {
     /// Fixed answers for name resolution, used instead of the system
     /// resolver for these names (split-horizon setups and tests).
     pub resolve: BTreeMap<String, Vec<IpAddr>>,
+    /// Base URL at which this host serves its consent routes
+    /// (`/consent/start`, `/consent/callback`); authorization-required
+    /// outcomes carry a consent URL only when it is set.
+    pub consent_base_url: Option<url::Url>,
+    /// Tool calls running at once in this host; more are refused.
+    pub max_concurrent_calls: u32,
+    /// Tool calls running at once for one user; more are refused.
+    pub max_concurrent_calls_per_user: u32,
+    /// Wasm stack of every guest, in KiB. Host-wide because wasmtime sets
+    /// it per engine.
+    pub wasm_stack_kib: u32,
+}
+
+impl Default for HostConfig {
+    fn default() -> HostConfig {
+        HostConfig {
+            resolve: BTreeMap::new(),
+            max_concurrent_calls: 64,
+            max_concurrent_calls_per_user: 8,
+            wasm_stack_kib: 512,
+            consent_base_url: None,
+        }
+    }
 }
 
 /// An upstream API that tokens are issued for.
@@ -94,6 +130,9 @@ pub struct ConnectionConfig {
     pub header: String,
     /// Text written before the token in that header.
     pub prefix: String,
+    /// How tokens are obtained and refreshed; `None` when they are only
+    /// stored by hand (`airlock vault put`).
+    pub oauth: Option<super::oauth::OAuthSettings>,
 }
 
 /// A tool the operator loads.
@@ -165,6 +204,8 @@ pub struct Limits {
     pub max_response_bytes: u64,
     /// Time for one outbound request to connect and answer, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Bytes of the tool's result once lifted out of the guest.
+    pub max_output_bytes: u64,
 }
 
 impl Default for Limits {
@@ -177,6 +218,7 @@ impl Default for Limits {
             max_request_bytes: 1 << 20,
             max_response_bytes: 8 << 20,
             request_timeout_ms: 15_000,
+            max_output_bytes: 1 << 20,
         }
     }
 }
@@ -272,6 +314,10 @@ enum FailurePolicy {
 struct RawHost {
     #[serde(default)]
     resolve: BTreeMap<String, Vec<Spanned<String>>>,
+    max_concurrent_calls: Option<Spanned<u32>>,
+    max_concurrent_calls_per_user: Option<Spanned<u32>>,
+    wasm_stack_kib: Option<Spanned<u32>>,
+    consent_base_url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +328,42 @@ struct RawConnection {
     header: String,
     #[serde(default = "default_prefix")]
     prefix: String,
+    // The OAuth keys, checked by `oauth::RawOAuth` (serde cannot refuse
+    // unknown keys next to a flattened struct, so they are listed here).
+    provider: Option<String>,
+    client_id: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<String>,
+    client_secret: Option<toml::Value>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    redirect_url: Option<String>,
+    issuer: Option<String>,
+    tenant: Option<String>,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    revoke_url: Option<String>,
+    client_auth: Option<super::oauth::ClientAuth>,
+}
+
+impl RawConnection {
+    fn oauth(&mut self) -> super::oauth::RawOAuth {
+        super::oauth::RawOAuth {
+            provider: self.provider.take(),
+            client_id: self.client_id.take(),
+            client_secret_env: self.client_secret_env.take(),
+            client_secret_file: self.client_secret_file.take(),
+            client_secret: self.client_secret.take(),
+            scopes: std::mem::take(&mut self.scopes),
+            redirect_url: self.redirect_url.take(),
+            issuer: self.issuer.take(),
+            tenant: self.tenant.take(),
+            authorize_url: self.authorize_url.take(),
+            token_url: self.token_url.take(),
+            revoke_url: self.revoke_url.take(),
+            client_auth: self.client_auth.take(),
+        }
+    }
 }
 
 /// A tool table without its `endpoints`, which are read one by one.
@@ -321,7 +403,7 @@ fn default_prefix() -> String {
 }
 
 /// The top-level tables a config may have.
-const TOP_LEVEL: &str = "vault, host, audit, connections, tools";
+const TOP_LEVEL: &str = "vault, host, audit, connections, tools, serve, callers";
 
 impl Config {
     /// Reads and checks the config at `path`. Relative paths inside it are
@@ -422,6 +504,8 @@ impl<'a> Reader<'_, 'a> {
                 "audit" => "audit",
                 "connections" => "connections",
                 "tools" => "tools",
+                "serve" => "serve",
+                "callers" => "callers",
                 other => {
                     self.errors.push(self.doc.error(
                         key.span(),
@@ -439,6 +523,8 @@ impl<'a> Reader<'_, 'a> {
         let audit = self.audit(sections.remove("audit"), &vault);
         let connections = self.connections(sections.remove("connections"));
         let tools = self.tools(sections.remove("tools"), &connections);
+        let serve = self.serve(sections.remove("serve"));
+        let callers = self.callers(sections.remove("callers"));
         Config {
             file: self.doc.file().to_path_buf(),
             vault,
@@ -446,6 +532,8 @@ impl<'a> Reader<'_, 'a> {
             tools,
             host,
             audit,
+            serve,
+            callers,
         }
     }
 
@@ -504,7 +592,63 @@ impl<'a> Reader<'_, 'a> {
             host.resolve
                 .insert(name.trim_end_matches('.').to_ascii_lowercase(), ips);
         }
+        let counts = [
+            ("max_concurrent_calls", raw.max_concurrent_calls, 1),
+            (
+                "max_concurrent_calls_per_user",
+                raw.max_concurrent_calls_per_user,
+                1,
+            ),
+            ("wasm_stack_kib", raw.wasm_stack_kib, 64),
+        ];
+        for (key, value, min) in counts {
+            let Some(value) = value else { continue };
+            if *value.get_ref() < min {
+                self.errors.push(self.doc.error(
+                    value.span(),
+                    format!("host.{key}"),
+                    format!("expected at least {min}, got {}", value.get_ref()),
+                ));
+                continue;
+            }
+            let slot = match key {
+                "max_concurrent_calls" => &mut host.max_concurrent_calls,
+                "max_concurrent_calls_per_user" => &mut host.max_concurrent_calls_per_user,
+                _ => &mut host.wasm_stack_kib,
+            };
+            *slot = value.into_inner();
+        }
+        if let Some(u) = raw.consent_base_url {
+            match super::oauth::parse_endpoint(u.get_ref()) {
+                Ok(url) => host.consent_base_url = Some(url),
+                Err(m) => self
+                    .errors
+                    .push(self.doc.error(u.span(), "host.consent_base_url", m)),
+            }
+        }
         host
+    }
+
+    fn serve(&mut self, value: Option<Value<'a>>) -> ServeConfig {
+        let Some(value) = value else {
+            return ServeConfig::default();
+        };
+        let span = value.span();
+        let parsed = self.doc.de::<RawServe>("serve", value).and_then(|raw| {
+            super::serve::parse_serve(raw).map_err(|m| self.doc.error(span, "serve", m))
+        });
+        self.keep(parsed).unwrap_or_default()
+    }
+
+    fn callers(&mut self, value: Option<Value<'a>>) -> CallersConfig {
+        let Some(value) = value else {
+            return CallersConfig::default();
+        };
+        let doc = self.doc;
+        let parsed = doc.de::<RawCallers>("callers", value).and_then(|raw| {
+            super::serve::parse_callers(raw, &|span, message| doc.error(span, "", message))
+        });
+        self.keep(parsed).unwrap_or_default()
     }
 
     fn audit(&mut self, value: Option<Value<'a>>, vault: &VaultConfig) -> AuditSettings {
@@ -548,7 +692,7 @@ impl<'a> Reader<'_, 'a> {
     ) -> Result<ConnectionConfig, ConfigError> {
         let key = format!("connections.{}", name.get_ref());
         check_identifier(name).map_err(|m| self.doc.error(name.span(), &key, m))?;
-        let c: RawConnection = self.doc.de(&key, value)?;
+        let mut c: RawConnection = self.doc.de(&key, value)?;
         if c.audience.is_empty() {
             return Err(self.doc.error(
                 name.span(),
@@ -569,10 +713,15 @@ impl<'a> Reader<'_, 'a> {
                 format!("{:?} is not a valid header name", c.header),
             ));
         }
+        let oauth = c
+            .oauth()
+            .parse(name.get_ref(), self.base)
+            .map_err(|m| self.doc.error(name.span(), "", m))?;
         Ok(ConnectionConfig {
             audience,
             header: c.header,
             prefix: c.prefix,
+            oauth,
         })
     }
 
@@ -760,7 +909,7 @@ fn parse_origin(text: &str) -> Result<UrlPattern, String> {
         .map_err(|e| e.to_string())
 }
 
-fn check_identifier(name: &Spanned<String>) -> Result<(), String> {
+pub(super) fn check_identifier(name: &Spanned<String>) -> Result<(), String> {
     let n = name.get_ref();
     let ok = !n.is_empty()
         && n.len() <= 64
@@ -787,178 +936,4 @@ fn known(connections: &BTreeMap<String, ConnectionConfig>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
-[vault]
-dir = "data"
-
-[connections.demo]
-audience = ["http://127.0.0.1:8080"]
-
-[tools.fetch]
-source = "fetch.wasm"
-sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
-
-[[tools.fetch.endpoints]]
-url = "http://127.0.0.1:8080/**"
-methods = ["GET", "POST"]
-connection = "demo"
-allow_private = true
-"#;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("airlock.toml"), Path::new("/etc/airlock"))
-    }
-
-    fn error(text: &str) -> String {
-        parse(text).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn good_config_parses_with_paths_resolved() {
-        let c = parse(GOOD).unwrap();
-        assert_eq!(c.vault.dir, Path::new("/etc/airlock/data"));
-        let t = &c.tools["fetch"];
-        assert_eq!(t.source, Path::new("/etc/airlock/fetch.wasm"));
-        assert_eq!(t.endpoints[0].connection.as_deref(), Some("demo"));
-        assert_eq!(t.limits, Limits::default());
-    }
-
-    #[test]
-    fn unknown_key_names_file_line_and_key() {
-        let err = error(&GOOD.replace("allow_private = true", "allow_private = true\nretries = 3"));
-        assert!(err.starts_with("airlock.toml:17:"), "{err}");
-        assert!(err.contains("retries"), "{err}");
-    }
-
-    #[test]
-    fn bad_digest_is_located() {
-        let err = error(&GOOD.replace(
-            "0000000000000000000000000000000000000000000000000000000000000000",
-            "abc",
-        ));
-        assert!(err.starts_with("airlock.toml:10:"), "{err}");
-        assert!(err.contains("64 hex digits"), "{err}");
-    }
-
-    #[test]
-    fn unknown_connection_is_located() {
-        let err = error(&GOOD.replace("connection = \"demo\"", "connection = \"github\""));
-        assert!(err.starts_with("airlock.toml:15:"), "{err}");
-        assert!(
-            err.contains("no connection named \"github\"") && err.contains("known: demo"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn endpoint_outside_audience_is_refused() {
-        let err = error(&GOOD.replace(
-            "url = \"http://127.0.0.1:8080/**\"",
-            "url = \"http://127.0.0.1:9090/**\"",
-        ));
-        assert!(err.contains("outside the audience"), "{err}");
-    }
-
-    #[test]
-    fn endpoint_needs_connection_or_unauthenticated() {
-        let err = error(&GOOD.replace("connection = \"demo\"", ""));
-        assert!(err.contains("unauthenticated = true"), "{err}");
-    }
-
-    #[test]
-    fn bad_pattern_is_located() {
-        let err =
-            error(&GOOD.replace("url = \"http://127.0.0.1:8080/**\"", "url = \"ftp://x/**\""));
-        assert!(err.starts_with("airlock.toml:13:"), "{err}");
-    }
-
-    #[test]
-    fn every_problem_is_reported_in_file_order() {
-        let text = GOOD
-            .replace("dir = \"data\"", "dir = \"data\"\nsize = 1")
-            .replace("audience = [\"http://127.0.0.1:8080\"]", "audience = []")
-            .replace("sha256 = \"0000", "sha256 = \"zz00")
-            .replace(
-                "methods = [\"GET\", \"POST\"]",
-                "methods = [\"GET\", \"TRACE\"]",
-            );
-        let errors =
-            Config::parse_all(&text, Path::new("airlock.toml"), Path::new("/")).unwrap_err();
-        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        let lines: Vec<usize> = errors.iter().map(|e| e.position().0).collect();
-        assert_eq!(lines, [4, 6, 11, 15], "{shown:#?}");
-        assert!(
-            shown[0].contains("vault: unknown field `size`"),
-            "{shown:#?}"
-        );
-        assert!(
-            shown[1].contains("connections.demo.audience: must list"),
-            "{shown:#?}"
-        );
-        assert!(
-            shown[2].contains("tools.fetch.sha256: expected 64 hex digits"),
-            "{shown:#?}"
-        );
-        assert!(shown[3].contains("tools.fetch.endpoints[0]:"), "{shown:#?}");
-        // The first-error form returns the first of them.
-        assert_eq!(error(&text), shown[0]);
-    }
-
-    #[test]
-    fn an_endpoint_naming_a_broken_connection_gets_no_second_error() {
-        let text = GOOD.replace("audience = [\"http://127.0.0.1:8080\"]", "audience = \"x\"");
-        let errors =
-            Config::parse_all(&text, Path::new("airlock.toml"), Path::new("/")).unwrap_err();
-        assert_eq!(errors.len(), 1, "{errors:#?}");
-        assert!(
-            errors[0].to_string().contains("connections.demo"),
-            "{}",
-            errors[0]
-        );
-    }
-
-    #[test]
-    fn strict_and_lines_are_read() {
-        let text = GOOD.replace(
-            "[[tools.fetch.endpoints]]",
-            "strict = true\nconfig = { a = \"1\" }\n\n[[tools.fetch.endpoints]]",
-        );
-        let c = parse(&text).unwrap();
-        let t = &c.tools["fetch"];
-        assert!(t.strict);
-        assert!(
-            !parse(GOOD).unwrap().tools["fetch"].strict,
-            "off by default"
-        );
-        assert_eq!(t.lines.table, 8);
-        assert_eq!(t.lines.sha256, 10);
-        assert_eq!(t.lines.config["a"], 13);
-        assert_eq!(t.endpoints[0].line, 15);
-    }
-
-    #[test]
-    fn unknown_top_level_sections_are_errors() {
-        let err = error(&format!("{GOOD}\n[plugins]\nx = 1\n"));
-        assert!(
-            err.contains("plugins: unknown section; expected one of vault"),
-            "{err}"
-        );
-        let err = error("tools = 3\n");
-        assert!(
-            err.starts_with("airlock.toml:1:9: tools: expected a table"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn bad_limit_type_is_located() {
-        let err = error(&GOOD.replace(
-            "[[tools.fetch.endpoints]]",
-            "limits = { max_requests = \"many\" }\n[[tools.fetch.endpoints]]",
-        ));
-        assert!(err.starts_with("airlock.toml:12:"), "{err}");
-    }
-}
+mod tests;

@@ -25,7 +25,9 @@
 //!
 //! A generic tool that calls whatever URL it is given (an HTTP client, a
 //! crawler) cannot name its origins; it declares `url = "*"`, meaning "any
-//! URL the operator grants with this binding".
+//! URL the operator grants with this binding". For the same reason it may
+//! declare `scopes = "*"` for a connection: whatever scopes the operator
+//! lists on the grants it uses.
 
 use super::ConfigError;
 use super::doc::{Doc, Value};
@@ -65,6 +67,10 @@ pub struct Declaration {
 pub struct DeclaredConnection {
     /// OAuth scopes the tool needs from the user's token, sorted.
     pub scopes: Vec<String>,
+    /// `scopes = "*"`: the tool needs whatever scopes the operator lists
+    /// on its grants for this connection (a generic client); `scopes` is
+    /// then empty.
+    pub any_scopes: bool,
     /// Line of the connection's table in the declaration.
     pub line: usize,
 }
@@ -116,7 +122,48 @@ pub struct DeclaredKey {
 #[serde(deny_unknown_fields)]
 struct RawConnection {
     #[serde(default)]
-    scopes: Vec<Spanned<String>>,
+    scopes: RawScopes,
+}
+
+/// `scopes = ["a", "b"]` or `scopes = "*"`.
+#[derive(Default)]
+enum RawScopes {
+    #[default]
+    None,
+    Any,
+    List(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for RawScopes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawScopes, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawScopes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of scopes, or \"*\" for whatever the operator grants")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawScopes, E> {
+                if v == "*" {
+                    Ok(RawScopes::Any)
+                } else {
+                    Err(E::custom(format!(
+                        "expected a list of scopes or \"*\", got the string {v:?}"
+                    )))
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawScopes, A::Error> {
+                let mut list = Vec::new();
+                while let Some(scope) = seq.next_element::<Spanned<String>>()? {
+                    list.push(scope);
+                }
+                Ok(RawScopes::List(list))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 #[derive(Deserialize)]
@@ -165,6 +212,13 @@ impl Declaration {
                 Err(errors)
             }
         }
+    }
+
+    /// Whether the tool declared `scopes = "*"` for `connection`.
+    pub fn any_scopes(&self, connection: &str) -> bool {
+        self.connections
+            .get(connection)
+            .is_some_and(|c| c.any_scopes)
     }
 
     /// The declared scopes of `connection`, empty when it is not declared.
@@ -289,10 +343,23 @@ impl<'a> Reader<'_, 'a> {
                 .map_err(|m| self.doc.error(name.span(), &key, m))
                 .and_then(|()| self.doc.de::<RawConnection>(&key, value));
             let Some(raw) = self.keep(read) else {
+                // Already reported; an endpoint naming it gets no second
+                // error. The declaration is refused either way.
+                let placeholder = DeclaredConnection {
+                    scopes: Vec::new(),
+                    any_scopes: false,
+                    line: self.doc.line(name.span().start),
+                };
+                connections.insert(name.get_ref().clone(), (name.span(), placeholder));
                 continue;
             };
             let mut scopes = BTreeSet::new();
-            for scope in raw.scopes {
+            let any_scopes = matches!(raw.scopes, RawScopes::Any);
+            let listed = match raw.scopes {
+                RawScopes::List(list) => list,
+                RawScopes::None | RawScopes::Any => Vec::new(),
+            };
+            for scope in listed {
                 if is_scope(scope.get_ref()) {
                     scopes.insert(scope.into_inner());
                 } else {
@@ -310,6 +377,7 @@ impl<'a> Reader<'_, 'a> {
             let line = self.doc.line(name.span().start);
             let connection = DeclaredConnection {
                 scopes: scopes.into_iter().collect(),
+                any_scopes,
                 line,
             };
             connections.insert(name.get_ref().clone(), (name.span(), connection));

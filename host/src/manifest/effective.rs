@@ -9,7 +9,7 @@
 //!   takes the operator's URL as it is.
 //! - The scopes required of the user's token for an endpoint are the
 //!   scopes the operator lists for it that the tool also declared for that
-//!   connection.
+//!   connection (all of them when the tool declared `scopes = "*"`).
 //! - Config values are the declared defaults with the operator's values
 //!   over them, for declared keys only.
 //!
@@ -172,6 +172,7 @@ fn intersect_endpoints(
             };
             used = true;
             let scopes = match &g.connection {
+                Some(c) if declaration.any_scopes(c) => g.scopes.clone(),
                 Some(c) => {
                     let declared = declaration.scopes(c);
                     g.scopes

@@ -8,8 +8,10 @@ pub mod config;
 pub mod declaration;
 mod doc;
 pub mod effective;
+pub mod oauth;
 pub mod pattern;
 pub mod section;
+pub mod serve;
 
 pub use config::{
     AuditSettings, Config, ConfigError, ConnectionConfig, EndpointGrant, Limits, ToolConfig,
@@ -19,3 +21,5 @@ pub use declaration::{
     Declaration, DeclaredConnection, DeclaredEndpoint, DeclaredKey, DeclaredUrl,
 };
 pub use effective::{Effective, Finding, FindingKind};
+pub use oauth::{ClientAuth, OAuthSettings, ProviderKind, SecretSource};
+pub use serve::{ApiKeyConfig, CallersConfig, OidcConfig, ServeConfig, UserSet};

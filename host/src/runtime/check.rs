@@ -145,7 +145,8 @@ pub fn check(path: &Path) -> CheckReport {
         return report;
     }
 
-    let linked = engine::new_engine().and_then(|engine| {
+    let stack = (config.host.wasm_stack_kib as usize) << 10;
+    let linked = engine::new_engine(stack).and_then(|engine| {
         let mut linker = Linker::new(&engine);
         state::link(&mut linker)?;
         Ok((engine, linker))

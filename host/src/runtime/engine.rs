@@ -8,13 +8,15 @@ use wasmtime::{Config, Engine};
 /// Interval of the epoch ticker; CPU deadlines are counted in these.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Wasm stack available to a guest.
-pub const MAX_WASM_STACK: usize = 512 * 1024;
-
-pub(super) fn new_engine() -> wasmtime::Result<Engine> {
+/// Builds the engine; guests get `max_wasm_stack` bytes of wasm stack.
+pub(super) fn new_engine(max_wasm_stack: usize) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
-    config.max_wasm_stack(MAX_WASM_STACK);
+    config.max_wasm_stack(max_wasm_stack);
+    // Async calls run on a stack of their own, which must hold the wasm
+    // stack and the host functions the guest calls (1.5 MiB, as with
+    // wasmtime's defaults).
+    config.async_stack_size(max_wasm_stack + (3 << 19));
     // FIXME(#7): pooling instance allocator and an on-disk compile cache.
     Engine::new(&config)
 }

@@ -3,30 +3,53 @@
 //! One [`Host`] holds one wasmtime `Engine`, a `Linker` and, per tool, the
 //! compiled component and its `InstancePre`. Every call gets a fresh `Store`
 //! and instance, so nothing a tool keeps in memory survives into another
-//! call or reaches another user. CPU time is bounded by epoch interruption
-//! (one ticker thread per engine), wall-clock time by a timeout, and memory
-//! by a store limiter.
+//! call or reaches another user.
+//!
+//! Every limit that trips ends the call with [`CallError::Limit`], naming the
+//! limit and its configured value, and leaves the host ready for the next
+//! call:
+//!
+//! - `cpu_ms`: guest CPU, counted in epoch ticks ([`EPOCH_TICK`]) during
+//!   which guest code ran. One ticker thread serves the engine; at each tick
+//!   a running guest yields to the executor, so a busy loop cannot starve
+//!   other calls. A host call that waits (for the network, say) counts as at
+//!   most one tick however long it takes.
+//! - `timeout_ms`: wall-clock time of the whole call.
+//! - `memory_mib` (and `table_elements`): growth past it traps.
+//! - `wasm_stack_kib`: host-wide (`[host] wasm_stack_kib`), since wasmtime
+//!   sets the stack per engine. FIXME(#5): per tool, which needs an engine
+//!   per stack size.
+//! - `max_requests`, `max_request_bytes`, `max_response_bytes`: broken by an
+//!   outbound request; the guest gets the `wasi:http` error, and the call
+//!   ends at its next tick of guest code or when it returns.
+//! - `max_output_bytes`: the size of the result once lifted.
+//! - `max_concurrent_calls` and `max_concurrent_calls_per_user`
+//!   (`[host]`): a call over either is refused before any guest code runs.
 
 mod check;
 mod declared;
 mod engine;
+mod output;
 mod state;
 
 use crate::audit::{AuditLog, Decision, Event, EventKind};
 use crate::broker::{AuthorizationRequired, Broker};
-use crate::egress::{CallContext, Egress, Gate, Resolver, ToolEgress};
+use crate::egress::{CallContext, Egress, Resolver, ToolEgress};
+use crate::manifest::config::HostConfig;
 use crate::manifest::{Config, ToolConfig};
 use crate::policy::{Grant, Policy};
 use crate::tools::{ArgError, ToolDef, ToolOutput};
 use crate::vault::{LocalVault, VaultError};
 use sha2::Digest as _;
 use state::CallState;
-use std::collections::BTreeMap;
+use state::Exceeded;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use check::{CheckReport, Problem, Severity, check};
 pub use declared::{DeclarationError, find_declaration};
@@ -39,7 +62,57 @@ pub struct Host {
     by_name: BTreeMap<String, (Arc<LoadedTool>, usize)>,
     egress: Arc<Egress>,
     audit: AuditLog,
+    slots: Arc<Slots>,
+    wasm_stack_kib: u64,
     _ticker: engine::EpochTicker,
+}
+
+/// Calls running now, in the host and per user.
+struct Slots {
+    max_calls: u32,
+    max_per_user: u32,
+    running: Mutex<(u32, HashMap<String, u32>)>,
+}
+
+/// A running call's place in [`Slots`], given back on drop.
+struct Slot {
+    slots: Arc<Slots>,
+    user: String,
+}
+
+impl Slots {
+    fn take(self: &Arc<Slots>, user: &str) -> Result<Slot, (&'static str, u64)> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_user) = &mut *running;
+        let mine = per_user.get(user).copied().unwrap_or(0);
+        if mine >= self.max_per_user {
+            return Err(("max_concurrent_calls_per_user", self.max_per_user.into()));
+        }
+        if *total >= self.max_calls {
+            return Err(("max_concurrent_calls", self.max_calls.into()));
+        }
+        let mine = per_user.entry(user.to_string()).or_default();
+        *mine += 1;
+        *total += 1;
+        Ok(Slot {
+            slots: self.clone(),
+            user: user.to_string(),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut running = self.slots.running.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_user) = &mut *running;
+        *total -= 1;
+        if let Some(mine) = per_user.get_mut(&self.user) {
+            *mine -= 1;
+            if *mine == 0 {
+                per_user.remove(&self.user);
+            }
+        }
+    }
 }
 
 struct LoadedTool {
@@ -175,6 +248,10 @@ pub enum LoadError {
     /// The vault could not be opened.
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// The broker could not be set up (for example, a client secret is
+    /// missing).
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
     /// The engine could not be created.
     #[error("engine: {0}")]
     Engine(String),
@@ -206,7 +283,10 @@ pub enum CallError {
     Limit {
         /// Tool name.
         tool: String,
-        /// Which limit: `cpu_ms`, `timeout_ms`, `memory_mib`, `wasm_stack`.
+        /// Which limit, by its config key: `cpu_ms`, `timeout_ms`,
+        /// `memory_mib`, `table_elements`, `wasm_stack_kib`, `max_requests`,
+        /// `max_request_bytes`, `max_response_bytes`, `max_output_bytes`,
+        /// `max_concurrent_calls`, `max_concurrent_calls_per_user`.
         limit: &'static str,
         /// The configured value.
         value: u64,
@@ -234,11 +314,29 @@ impl Host {
         vault: Arc<LocalVault>,
         audit: AuditLog,
     ) -> Result<Host, LoadError> {
-        let engine = engine::new_engine().map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let broker = Broker::from_config(config, vault)?;
+        Host::with_broker(config, broker, audit)
+    }
+
+    /// Loads every tool in `config` with a broker made by the caller (to
+    /// share it with the consent routes, or to set its options).
+    pub fn with_broker(
+        config: &Config,
+        broker: Broker,
+        audit: AuditLog,
+    ) -> Result<Host, LoadError> {
+        let HostConfig {
+            max_concurrent_calls,
+            max_concurrent_calls_per_user,
+            wasm_stack_kib,
+            ..
+        } = config.host;
+        let engine = engine::new_engine((wasm_stack_kib as usize) << 10)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         state::link(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let egress = Arc::new(Egress::new(
-            Broker::new(vault),
+            broker,
             Resolver::new(config.host.resolve.clone()),
             audit.clone(),
             config.connections.clone(),
@@ -261,6 +359,12 @@ impl Host {
             by_name,
             egress,
             audit,
+            slots: Arc::new(Slots {
+                max_calls: max_concurrent_calls,
+                max_per_user: max_concurrent_calls_per_user,
+                running: Mutex::new((0, HashMap::new())),
+            }),
+            wasm_stack_kib: wasm_stack_kib.into(),
             _ticker: ticker,
         })
     }
@@ -324,11 +428,24 @@ impl Host {
         let call = Arc::new(CallContext::new(
             self.egress.clone(),
             tool.egress.clone(),
+            def.name.clone(),
             request.user.clone(),
             request.caller.clone(),
             call_id.clone(),
         ));
-        let result = self.run(&tool, index, &params, call.clone()).await;
+        let span = crate::audit::span_for_call(&def.name, &request.user, &request.caller, &call_id);
+        let result = match self.slots.take(&request.user) {
+            Ok(_slot) => {
+                self.run(&tool, index, &params, call.clone())
+                    .instrument(span)
+                    .await
+            }
+            Err((limit, value)) => Err(CallError::Limit {
+                tool: def.name.clone(),
+                limit,
+                value,
+            }),
+        };
 
         let mut end = Event::new(
             EventKind::CallEnd,
@@ -342,6 +459,13 @@ impl Host {
         let outcome = match result {
             Ok(results) => match call.take_authorization_required() {
                 Some(required) => Err(CallError::AuthorizationRequired(required)),
+                None if output::size(&results) > tool.egress.limits.max_output_bytes => {
+                    Err(CallError::Limit {
+                        tool: def.name.clone(),
+                        limit: "max_output_bytes",
+                        value: tool.egress.limits.max_output_bytes,
+                    })
+                }
                 None => Ok(CallOutput {
                     output: def.output(&results),
                     call_id: call_id.clone(),
@@ -376,18 +500,39 @@ impl Host {
         let def = &tool.defs[index];
         let limits = &tool.egress.limits;
         let state = CallState::new(
-            Gate::new(call.clone()),
-            (limits.memory_mib as usize) << 20,
+            call.clone(),
+            limits.memory_mib,
             tool.config.clone(),
             def.name.as_str().into(),
             call.call_id.as_str().into(),
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1));
-        store.epoch_deadline_trap();
+        store.set_epoch_deadline(1);
+        let cpu = Exceeded {
+            limit: "cpu_ms",
+            value: limits.cpu_ms,
+        };
+        let allowed_ticks = limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        let mut ticks = 0;
+        store.epoch_deadline_callback(move |store| {
+            // A limit a request broke ends the call as soon as guest code
+            // runs again.
+            if let Some(t) = store.data().call.tripped() {
+                return Err(wasmtime::Error::new(Exceeded {
+                    limit: t.limit,
+                    value: t.value,
+                }));
+            }
+            ticks += 1;
+            if ticks > allowed_ticks {
+                return Err(wasmtime::Error::new(cpu));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
 
-        let trap = |e: wasmtime::Error| classify_trap(&def.name, limits, e);
+        let stack = self.wasm_stack_kib;
+        let trap = |e: wasmtime::Error| classify_trap(&def.name, limits, stack, e);
         let work = async {
             let instance = tool.pre.instantiate_async(&mut store).await.map_err(trap)?;
             let func = instance
@@ -402,13 +547,31 @@ impl Host {
                 .map_err(trap)?;
             Ok(results)
         };
-        match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), work).await {
-            Ok(result) => result,
-            Err(_) => Err(CallError::Limit {
+        let outcome =
+            match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), work).await {
+                Ok(result) => result,
+                Err(_) => Err(CallError::Limit {
+                    tool: def.name.clone(),
+                    limit: "timeout_ms",
+                    value: limits.timeout_ms,
+                }),
+            };
+
+        let dropped = store
+            .data()
+            .log_messages
+            .saturating_sub(state::MAX_LOG_MESSAGES);
+        if dropped > 0 {
+            tracing::warn!(tool = %def.name, call_id = %call.call_id, dropped, "airlock.runtime.log_flood");
+        }
+        // A limit broken by a request wins over what the guest made of it.
+        match call.tripped() {
+            Some(t) if !matches!(outcome, Err(CallError::Limit { .. })) => Err(CallError::Limit {
                 tool: def.name.clone(),
-                limit: "timeout_ms",
-                value: limits.timeout_ms,
+                limit: t.limit,
+                value: t.value,
             }),
+            _ => outcome,
         }
     }
 
@@ -529,28 +692,43 @@ fn load_tool(
     })
 }
 
-fn classify_trap(tool: &str, limits: &crate::manifest::Limits, err: wasmtime::Error) -> CallError {
+fn classify_trap(
+    tool: &str,
+    limits: &crate::manifest::Limits,
+    wasm_stack_kib: u64,
+    err: wasmtime::Error,
+) -> CallError {
     let limit = |limit, value| CallError::Limit {
         tool: tool.into(),
         limit,
         value,
     };
+    if let Some(e) = err.downcast_ref::<Exceeded>() {
+        return limit(e.limit, e.value);
+    }
     match err.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => return limit("cpu_ms", limits.cpu_ms),
-        Some(wasmtime::Trap::StackOverflow) => {
-            return limit("wasm_stack", engine::MAX_WASM_STACK as u64);
-        }
+        Some(wasmtime::Trap::StackOverflow) => return limit("wasm_stack_kib", wasm_stack_kib),
         _ => {}
     }
-    let reason = format!("{err:#}");
-    if reason.contains("forcing a memory growth failure") || reason.contains("growth failure") {
-        return limit("memory_mib", limits.memory_mib);
+    // The message can carry a long backtrace named by the guest.
+    let mut reason = format!("{err:#}");
+    if reason.len() > MAX_TRAP_REASON {
+        let mut end = MAX_TRAP_REASON;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push_str(" [truncated]");
     }
     CallError::Trap {
         tool: tool.into(),
         reason,
     }
 }
+
+/// Longest trap message passed on, in bytes.
+const MAX_TRAP_REASON: usize = 2048;
 
 fn new_call_id() -> String {
     let mut bytes = [0u8; 12];

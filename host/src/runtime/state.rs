@@ -1,15 +1,89 @@
-//! What each call's store holds, and the host functions of `airlock:tool`.
+//! What each call's store holds, its resource limiter, and the host
+//! functions of `airlock:tool`.
 
-use crate::egress::Gate;
+use crate::egress::{CallContext, Gate};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use wasmtime::ResourceLimiter;
 use wasmtime::component::{Linker, ResourceTable, Val};
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Longest log message kept from a tool, in bytes.
 const MAX_LOG_MESSAGE: usize = 4096;
+
+/// Log messages kept from one call; later ones are counted and dropped, so a
+/// tool cannot flood the operator's log.
+pub(super) const MAX_LOG_MESSAGES: u32 = 256;
+
+/// Most elements in one table of a guest.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Most instances, tables and memories in one call's store.
+const MAX_INSTANCES: usize = 64;
+const MAX_TABLES: usize = 64;
+const MAX_MEMORIES: usize = 16;
+
+/// A limit a guest broke, raised as the trap that ends its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the {limit} limit of {value} was exceeded")]
+pub struct Exceeded {
+    /// The limit's config key.
+    pub limit: &'static str,
+    /// Its configured value.
+    pub value: u64,
+}
+
+/// Refuses memory and table growth past the call's limits, with a trap that
+/// names the limit.
+pub(super) struct Limiter {
+    memory_bytes: usize,
+    memory_mib: u64,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            return Err(wasmtime::Error::new(Exceeded {
+                limit: "memory_mib",
+                value: self.memory_mib,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            return Err(wasmtime::Error::new(Exceeded {
+                limit: "table_elements",
+                value: MAX_TABLE_ELEMENTS as u64,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
 
 /// The data of one call's store. Nothing in it outlives the call.
 pub struct CallState {
@@ -17,16 +91,18 @@ pub struct CallState {
     http: WasiHttpCtx,
     table: ResourceTable,
     gate: Gate,
-    pub(super) limits: StoreLimits,
+    pub(super) call: Arc<CallContext>,
+    pub(super) limits: Limiter,
     config: Arc<BTreeMap<String, String>>,
     tool: Arc<str>,
     call_id: Arc<str>,
+    pub(super) log_messages: u32,
 }
 
 impl CallState {
     pub(super) fn new(
-        gate: Gate,
-        memory_bytes: usize,
+        call: Arc<CallContext>,
+        memory_mib: u64,
         config: Arc<BTreeMap<String, String>>,
         tool: Arc<str>,
         call_id: Arc<str>,
@@ -43,17 +119,16 @@ impl CallState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            gate,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory_bytes)
-                .instances(64)
-                .tables(64)
-                .memories(16)
-                .trap_on_grow_failure(true)
-                .build(),
+            gate: Gate::new(call.clone()),
+            call,
+            limits: Limiter {
+                memory_bytes: usize::try_from(memory_mib << 20).unwrap_or(usize::MAX),
+                memory_mib,
+            },
             config,
             tool,
             call_id,
+            log_messages: 0,
         }
     }
 }
@@ -97,8 +172,12 @@ pub(super) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     })?;
 
     let mut log = linker.instance("airlock:tool/log@0.1.0")?;
-    log.func_new("write", |store, _ty, params, _results| {
-        let state: &CallState = store.data();
+    log.func_new("write", |mut store, _ty, params, _results| {
+        let state: &mut CallState = store.data_mut();
+        state.log_messages += 1;
+        if state.log_messages > MAX_LOG_MESSAGES {
+            return Ok(());
+        }
         let (Some(Val::Enum(level)), Some(Val::String(message))) = (params.first(), params.get(1))
         else {
             wasmtime::bail!("log.write called with unexpected arguments");

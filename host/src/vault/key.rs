@@ -46,6 +46,27 @@ impl MasterKey {
         &self.0
     }
 
+    /// A short public name of this key (not usable to recover it), written
+    /// into the vault file to tell which key sealed it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"airlock-vault-key-fingerprint-v1\0");
+        h.update(&self.0[..]);
+        hex::encode(&h.finalize()[..8])
+    }
+
+    /// A 32-byte key for another purpose (`label`), derived from this one
+    /// with HMAC-SHA256, so that every process holding the vault key agrees
+    /// on it and none can recover the master key from it.
+    pub fn derive(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0[..])
+            .expect("HMAC takes a key of any length");
+        mac.update(label.as_bytes());
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
     /// The key as base64, for writing a new key file.
     pub fn to_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(STANDARD.encode(&self.0[..]))
@@ -74,6 +95,13 @@ fn decode(text: &str) -> Result<MasterKey, String> {
         .try_into()
         .map_err(|_| format!("expected 32 bytes, got {}", bytes.len()))?;
     Ok(MasterKey(Zeroizing::new(array)))
+}
+
+/// Writes `key` to a new file at `path` with mode 0600 and syncs it.
+pub(super) fn write_new(path: &Path, key: &MasterKey) -> std::io::Result<()> {
+    let mut file = create_private(path)?;
+    file.write_all(key.to_base64().as_bytes())?;
+    file.sync_all()
 }
 
 fn load_or_create(path: &Path) -> Result<MasterKey, VaultError> {

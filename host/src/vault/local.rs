@@ -23,10 +23,14 @@ pub struct LocalVault {
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct VaultFile {
-    format: String,
-    version: u32,
-    records: Vec<SealedRecord>,
+pub(super) struct VaultFile {
+    pub format: String,
+    pub version: u32,
+    /// Fingerprint of the master key that sealed the records; absent in
+    /// files written before rekeying existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_check: Option<String>,
+    pub records: Vec<SealedRecord>,
 }
 
 impl LocalVault {
@@ -37,11 +41,29 @@ impl LocalVault {
             path: dir.to_path_buf(),
             source,
         })?;
+        if let KeySource::File(path) = key {
+            super::rekey::recover(dir, path)?;
+        }
         let key = MasterKey::load(key)?;
         Ok(LocalVault {
             dir: dir.to_path_buf(),
             key,
         })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A key for another purpose, derived from the master key (see
+    /// [`MasterKey::derive`]).
+    pub fn derive_key(&self, label: &str) -> zeroize::Zeroizing<[u8; 32]> {
+        self.key.derive(label)
+    }
+
+    pub(super) fn key(&self) -> &MasterKey {
+        &self.key
     }
 
     /// Path of the vault file.
@@ -52,6 +74,7 @@ impl LocalVault {
     /// Reads and decrypts the record for (user, connection).
     pub fn get(&self, user: &str, connection: &str) -> Result<Option<TokenRecord>, VaultError> {
         let file = self.read()?;
+        self.check_key(&file)?;
         file.records
             .iter()
             .find(|r| r.user == user && r.connection == connection)
@@ -84,13 +107,37 @@ impl LocalVault {
 
     /// Deletes the record; returns whether there was one.
     pub fn remove(&self, user: &str, connection: &str) -> Result<bool, VaultError> {
+        self.remove_matching(user, connection, None)
+    }
+
+    /// Deletes the record only while its version is still `version`;
+    /// returns whether it was deleted.
+    pub fn remove_if_version(
+        &self,
+        user: &str,
+        connection: &str,
+        version: u64,
+    ) -> Result<bool, VaultError> {
+        self.remove_matching(user, connection, Some(version))
+    }
+
+    fn remove_matching(
+        &self,
+        user: &str,
+        connection: &str,
+        version: Option<u64>,
+    ) -> Result<bool, VaultError> {
         check_name("user", user)?;
         check_name("connection", connection)?;
         let _lock = self.lock()?;
         let mut file = self.read()?;
+        self.check_key(&file)?;
         let before = file.records.len();
-        file.records
-            .retain(|r| !(r.user == user && r.connection == connection));
+        file.records.retain(|r| {
+            !(r.user == user
+                && r.connection == connection
+                && version.is_none_or(|v| v == r.version))
+        });
         let removed = file.records.len() != before;
         if removed {
             self.write(&file)?;
@@ -128,6 +175,8 @@ impl LocalVault {
         check_name("connection", connection)?;
         let _lock = self.lock()?;
         let mut file = self.read()?;
+        self.check_key(&file)?;
+        file.key_check = Some(self.key.fingerprint());
         let existing = file
             .records
             .iter()
@@ -150,7 +199,19 @@ impl LocalVault {
         Ok(record.version)
     }
 
-    fn read(&self) -> Result<VaultFile, VaultError> {
+    /// Refuses a file sealed under another key than the one loaded.
+    fn check_key(&self, file: &VaultFile) -> Result<(), VaultError> {
+        match &file.key_check {
+            Some(check) if *check != self.key.fingerprint() => Err(VaultError::KeyMismatch {
+                path: self.file(),
+                file_key: check.clone(),
+                loaded_key: self.key.fingerprint(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn read(&self) -> Result<VaultFile, VaultError> {
         let path = self.file();
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
@@ -158,6 +219,7 @@ impl LocalVault {
                 return Ok(VaultFile {
                     format: FORMAT.into(),
                     version: FORMAT_VERSION,
+                    key_check: None,
                     records: vec![],
                 });
             }
@@ -179,7 +241,7 @@ impl LocalVault {
         Ok(file)
     }
 
-    fn write(&self, file: &VaultFile) -> Result<(), VaultError> {
+    pub(super) fn write(&self, file: &VaultFile) -> Result<(), VaultError> {
         let path = self.file();
         let tmp = self.dir.join("vault.json.tmp");
         let io = |path: &Path| {
@@ -197,7 +259,7 @@ impl LocalVault {
             .map_err(io(&self.dir))
     }
 
-    fn lock(&self) -> Result<std::fs::File, VaultError> {
+    pub(super) fn lock(&self) -> Result<std::fs::File, VaultError> {
         let path = self.dir.join("vault.lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -228,6 +290,7 @@ mod tests {
             access_token: Secret::new(token.as_bytes().to_vec()).unwrap(),
             refresh_token: None,
             expires_at: None,
+            issued_at: None,
             scopes: vec![],
             version: 0,
         }

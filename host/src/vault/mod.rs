@@ -8,13 +8,20 @@
 //! so a sealed record copied to another key, or edited, fails to open.
 //!
 //! The default backend is [`LocalVault`], one file under the data directory.
+//! Refreshes of one record are serialized across processes by a lock file
+//! ([`RefreshLock`]), and `rekey` moves every record to a new master key
+//! without losing one if interrupted ([`LocalVault::rekey`]).
 
 mod key;
 mod local;
+mod lock;
+mod rekey;
 mod seal;
 
 pub use key::{KeySource, MasterKey};
 pub use local::LocalVault;
+pub use lock::RefreshLock;
+pub use rekey::RekeyReport;
 
 use crate::secret::{Secret, SecretError};
 use std::path::PathBuf;
@@ -28,6 +35,9 @@ pub struct TokenRecord {
     pub refresh_token: Option<Secret>,
     /// When the access token stops working, in seconds since the Unix epoch.
     pub expires_at: Option<u64>,
+    /// When the access token was issued (host clock), in seconds since the
+    /// Unix epoch; with `expires_at` it gives the token's lifetime.
+    pub issued_at: Option<u64>,
     /// Scopes the provider granted.
     pub scopes: Vec<String>,
     /// Incremented on every write; used for compare-and-set.
@@ -98,6 +108,31 @@ pub enum VaultError {
     /// A token is not acceptable.
     #[error("invalid token: {0}")]
     InvalidToken(#[from] SecretError),
+    /// The refresh lock of a record stayed taken for too long.
+    #[error(
+        "refresh lock for user {user:?} and connection {connection:?} still held after {waited:?}"
+    )]
+    LockTimeout {
+        /// The record's user.
+        user: String,
+        /// The record's connection.
+        connection: String,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
+    /// The vault file was sealed under another master key (for example,
+    /// after `airlock vault rekey` by another process).
+    #[error(
+        "vault file {path} is sealed under key {file_key}, not the loaded key {loaded_key}; was the vault rekeyed? restart with the new key"
+    )]
+    KeyMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Fingerprint recorded in the file.
+        file_key: String,
+        /// Fingerprint of the key this process holds.
+        loaded_key: String,
+    },
     /// A compare-and-set lost against a concurrent writer.
     #[error("record for user {user:?} and connection {connection:?} changed concurrently")]
     Conflict {

@@ -16,6 +16,9 @@ pub struct SealedRecord {
     pub connection: String,
     pub version: u64,
     pub expires_at: Option<u64>,
+    /// Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<u64>,
     pub scopes: Vec<String>,
     pub refreshable: bool,
     /// 24 bytes, hex.
@@ -34,6 +37,7 @@ pub fn seal(key: &MasterKey, user: &str, connection: &str, record: &TokenRecord)
         connection,
         record.version,
         record.expires_at,
+        record.issued_at,
         &record.scopes,
         refreshable,
     );
@@ -62,6 +66,7 @@ pub fn seal(key: &MasterKey, user: &str, connection: &str, record: &TokenRecord)
         connection: connection.to_string(),
         version: record.version,
         expires_at: record.expires_at,
+        issued_at: record.issued_at,
         scopes: record.scopes.clone(),
         refreshable,
         nonce: hex::encode(nonce),
@@ -90,6 +95,7 @@ pub fn open(
         connection,
         stored.version,
         stored.expires_at,
+        stored.issued_at,
         &stored.scopes,
         stored.refreshable,
     );
@@ -119,6 +125,7 @@ pub fn open(
             Some(Secret::new(refresh.to_vec())?)
         },
         expires_at: stored.expires_at,
+        issued_at: stored.issued_at,
         scopes: stored.scopes.clone(),
         version: stored.version,
     })
@@ -131,6 +138,7 @@ fn associated_data(
     connection: &str,
     version: u64,
     expires_at: Option<u64>,
+    issued_at: Option<u64>,
     scopes: &[String],
     refreshable: bool,
 ) -> Vec<u8> {
@@ -151,6 +159,12 @@ fn associated_data(
         push_field(&mut aad, scope.as_bytes());
     }
     aad.push(u8::from(refreshable));
+    // Appended only when present, so records sealed before the field
+    // existed still open.
+    if let Some(t) = issued_at {
+        aad.push(b'i');
+        aad.extend_from_slice(&t.to_be_bytes());
+    }
     aad
 }
 
@@ -174,6 +188,7 @@ mod tests {
             access_token: Secret::new(b"access-canary-0123456789".to_vec()).unwrap(),
             refresh_token: Some(Secret::new(b"refresh-canary-0123456789".to_vec()).unwrap()),
             expires_at: Some(1_900_000_000),
+            issued_at: Some(1_899_996_400),
             scopes: vec!["repo".into(), "read:user".into()],
             version: 3,
         }
@@ -208,6 +223,9 @@ mod tests {
         assert!(open(&key, "alice", "github", &sealed).is_err());
         let mut sealed = seal(&key, "alice", "github", &record());
         sealed.scopes.push("admin".into());
+        assert!(open(&key, "alice", "github", &sealed).is_err());
+        let mut sealed = seal(&key, "alice", "github", &record());
+        sealed.issued_at = Some(1);
         assert!(open(&key, "alice", "github", &sealed).is_err());
     }
 

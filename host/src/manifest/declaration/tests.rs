@@ -190,3 +190,25 @@ fn scope_tokens_follow_rfc_6749() {
         assert!(!is_scope(bad), "{bad:?}");
     }
 }
+
+#[test]
+fn scopes_are_a_list_or_a_star() {
+    let base = "name = \"t\"\nversion = \"1.0.0\"\n[[endpoints]]\nurl = \"*\"\nmethods = \"*\"\nconnection = \"github\"\n[connections.github]\n";
+    let any = parse(&format!("{base}scopes = \"*\"\n")).unwrap();
+    assert!(any.any_scopes("github"));
+    assert!(any.scopes("github").is_empty());
+    let listed = parse(&format!("{base}scopes = [\"repo\"]\n")).unwrap();
+    assert!(!listed.any_scopes("github"));
+    assert_eq!(listed.scopes("github"), ["repo"]);
+
+    let err = errors(&format!("{base}scopes = \"repo\"\n"));
+    assert!(
+        err.starts_with("issues.airlock.toml:8:") && err.contains("got the string \"repo\""),
+        "{err}"
+    );
+    let err = errors(&format!("{base}scopes = 3\n"));
+    assert!(
+        err.starts_with("issues.airlock.toml:8:") && err.contains("a list of scopes"),
+        "{err}"
+    );
+}

@@ -296,3 +296,31 @@ connection = "github"
         "https://api.github.com/repos/**"
     );
 }
+
+#[test]
+fn a_generic_declaration_with_any_scopes_takes_the_operators_scopes() {
+    let config = config();
+    let generic = declaration(
+        r#"
+name = "fetch"
+version = "0.1.0"
+
+[connections.github]
+scopes = "*"
+
+[[endpoints]]
+url = "*"
+methods = "*"
+connection = "github"
+"#,
+    );
+    assert!(generic.any_scopes("github") && !generic.any_scopes("slack"));
+    let e = compute(&config, Some(&generic));
+    assert_eq!(e.endpoints.len(), 1);
+    assert_eq!(e.endpoints[0].scopes, ["repo", "admin:org"]);
+    assert!(
+        of_kind(&e, FindingKind::NotGranted).is_empty(),
+        "{:?}",
+        e.findings
+    );
+}
