@@ -95,7 +95,8 @@ pub(super) async fn health(State(server): State<Arc<Server>>) -> Response {
 
 /// `GET /metrics`.
 pub(super) async fn metrics(State(server): State<Arc<Server>>) -> Response {
-    let text = server.metrics().render(server.calls().in_flight());
+    let host = super::metrics::HostCounts::of(server.host());
+    let text = server.metrics().render(server.calls().in_flight(), &host);
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         text,
