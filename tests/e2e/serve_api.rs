@@ -2,7 +2,7 @@
 
 use crate::oauth_support::{Browser, plain};
 use crate::serve_support::{
-    ALICE_KEY, ANY_KEY, ConsentFixture, HttpServer, fallback_url, fixture, http,
+    ALICE_KEY, ANY_KEY, ConsentFixture, HttpServer, assert_audit_whole, fallback_url, fixture, http,
 };
 use crate::support::canary;
 use serde_json::{Value, json};
@@ -205,6 +205,49 @@ fn metrics_count_egress_denials_by_reason_and_refreshes_by_outcome() {
         !text.contains(&plain(&record.access_token)),
         "token in metrics"
     );
+}
+
+#[test]
+fn a_client_that_hangs_up_cancels_its_call_and_the_audit_says_so() {
+    use std::io::Write as _;
+    let fx = fixture("", "");
+    fx.link("alice", &canary());
+    let mut server = HttpServer::start(&fx);
+    let body = json!({ "arguments": { "url": format!("{}/delay/8", fx.upstream) } }).to_string();
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(
+        tcp,
+        "POST /v1/tools/fetch.fetch/call HTTP/1.1\r\nhost: 127.0.0.1:{}\r\n\
+         authorization: Bearer {ALICE_KEY}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        server.port,
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let (_, text) = get(&server, "/metrics");
+    assert_eq!(sample(&text, "airlock_calls_in_flight"), Some(1), "{text}");
+
+    // The client goes away long before httpbin would answer.
+    drop(tcp);
+    let hung_up = Instant::now();
+    loop {
+        let (_, text) = get(&server, "/metrics");
+        if sample(&text, "airlock_calls_in_flight") == Some(0) {
+            break;
+        }
+        assert!(
+            hung_up.elapsed() < Duration::from_secs(4),
+            "the call outlived its client:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    server.terminate();
+    let exit = server.wait_exit(Duration::from_secs(10));
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+    let ends = assert_audit_whole(&fx);
+    assert_eq!(ends.values().collect::<Vec<_>>(), ["cancelled"], "{ends:?}");
 }
 
 #[test]

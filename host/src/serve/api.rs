@@ -55,7 +55,7 @@ pub(super) async fn call(
             .and_then(|Json(b)| b.arguments)
             .unwrap_or_else(|| serde_json::json!({})),
     };
-    // A client that hangs up drops this future, and with it the guest.
+    // A client that hangs up drops this future, which cancels the call.
     match server
         .call(request, &guard, &CancellationToken::new())
         .await
