@@ -49,9 +49,11 @@ impl Flights {
 pub struct RefreshCount {
     /// The connection, as configured.
     pub connection: String,
-    /// `ok` (new tokens stored), `rejected` (the provider refused the
-    /// refresh token; the link was removed) or `failed` (the provider could
-    /// not be reached or answered something unusable).
+    /// `ok` (new tokens stored), `conflict` (another writer changed the
+    /// record meanwhile; it is read again), `rejected` (the provider refused
+    /// the refresh token; the link was removed) or `failed` (the provider
+    /// could not be reached or answered something unusable, or the new
+    /// tokens could not be stored).
     pub outcome: &'static str,
     /// Refreshes so far.
     pub count: u64,
@@ -204,6 +206,7 @@ impl Broker {
                             return Ok(TokenOutcome::Token(stored.access_token));
                         }
                         Err(BrokerError::Vault(VaultError::Conflict { .. })) => {
+                            self.inner.refreshes.add(connection, "conflict");
                             tracing::warn!(
                                 user,
                                 connection,
@@ -211,7 +214,10 @@ impl Broker {
                             );
                             continue;
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            self.inner.refreshes.add(connection, "failed");
+                            return Err(e);
+                        }
                     }
                 }
                 Err(Failure::InvalidGrant) => {

@@ -6,7 +6,8 @@
 //! checked itself, attaches the token, and wraps the response in the guard
 //! that removes any echo of it. Every decision is audited. A denial reaches
 //! the guest as `HTTP-request-denied` with no detail; the operator's log says
-//! why and what grant would allow it.
+//! why and what grant would allow it, and [`Egress::denials`] counts it by
+//! reason code.
 
 mod decode;
 mod guard;
