@@ -47,6 +47,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store, UpdateDeadline};
@@ -291,6 +292,12 @@ pub enum CallError {
         /// The configured value.
         value: u64,
     },
+    /// The call was cancelled before it finished; the guest was stopped.
+    #[error("tool {tool:?}: call cancelled")]
+    Cancelled {
+        /// Tool name.
+        tool: String,
+    },
     /// The guest trapped.
     #[error("tool {tool:?} failed: {reason}")]
     Trap {
@@ -398,6 +405,19 @@ impl Host {
 
     /// Runs one tool for one user in a fresh instance.
     pub async fn call(&self, request: CallRequest) -> Result<CallOutput, CallError> {
+        self.call_cancellable(request, &CancellationToken::new())
+            .await
+    }
+
+    /// Like [`Host::call`], but when `cancel` fires first the guest is
+    /// stopped and the call ends with [`CallError::Cancelled`], audited as a
+    /// `call_end` with reason `cancelled`. (Dropping the future of a running
+    /// call stops the guest too, but records no `call_end`.)
+    pub async fn call_cancellable(
+        &self,
+        request: CallRequest,
+        cancel: &CancellationToken,
+    ) -> Result<CallOutput, CallError> {
         let (tool, index) = self
             .by_name
             .get(&request.tool)
@@ -435,11 +455,13 @@ impl Host {
         ));
         let span = crate::audit::span_for_call(&def.name, &request.user, &request.caller, &call_id);
         let result = match self.slots.take(&request.user) {
-            Ok(_slot) => {
-                self.run(&tool, index, &params, call.clone())
-                    .instrument(span)
-                    .await
-            }
+            Ok(_slot) => tokio::select! {
+                result = self.run(&tool, index, &params, call.clone()).instrument(span) => result,
+                // Dropping the run drops the store, which stops the guest.
+                () = cancel.cancelled() => Err(CallError::Cancelled {
+                    tool: def.name.clone(),
+                }),
+            },
             Err((limit, value)) => Err(CallError::Limit {
                 tool: def.name.clone(),
                 limit,
@@ -484,6 +506,7 @@ impl Host {
             Err(CallError::Limit { limit, .. }) => {
                 (Some(Decision::Error), Some(format!("limit_{limit}")))
             }
+            Err(CallError::Cancelled { .. }) => (Some(Decision::Error), Some("cancelled".into())),
             Err(_) => (Some(Decision::Error), Some("trap".into())),
         };
         self.record(end);
