@@ -21,6 +21,9 @@ coproc HTTPBIN { exec "$root/.peers/venv/bin/python" "$root/tests/peers/httpbin_
 read -r port <&"${HTTPBIN[0]}"
 
 demo=$(mktemp -d)
+# Embed the tool's declaration (what it needs) in a copy of the component.
+"$airlock" pack "$wasm" guest-examples/fetch/airlock.toml -o "$demo/fetch.wasm" >/dev/null
+wasm="$demo/fetch.wasm"
 cat > "$demo/airlock.toml" <<TOML
 [connections.demo]
 audience = ["http://127.0.0.1:$port"]
@@ -36,6 +39,12 @@ connection = "demo"
 allow_private = true
 TOML
 cd "$demo"
+
+echo "== what the component declares"
+"$airlock" inspect fetch.wasm | sed -n '/^declaration/,/^tools/p'
+echo "== the config and the component check out"
+"$airlock" check
+echo
 
 echo "== a demo token for alice, read from stdin"
 echo "demo-token-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" | "$airlock" vault put --user alice --connection demo

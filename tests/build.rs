@@ -45,6 +45,17 @@ fn main() {
         let docs = documented_package(root, &guests.join(name).join("wit"));
         let path = target_dir.join(format!("{name}.wasm"));
         std::fs::write(&path, append_custom_section(raw, "airlock-docs", &docs)).unwrap();
+        // A tool's declaration travels beside the component, as
+        // `<component>.airlock.toml`, so the component stays as built.
+        // `hostile` declares nothing on purpose.
+        let declaration = guests.join(name).join("airlock.toml");
+        if declaration.exists() {
+            std::fs::copy(
+                &declaration,
+                target_dir.join(format!("{name}.wasm.airlock.toml")),
+            )
+            .unwrap_or_else(|e| panic!("copying {}: {e}", declaration.display()));
+        }
         constants.push_str(&format!(
             "pub const {}: &str = {:?};\n",
             name.to_uppercase(),

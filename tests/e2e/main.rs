@@ -4,6 +4,7 @@
 
 mod audit;
 mod canary;
+mod declare;
 mod fetch;
 mod hostile;
 mod mcp_consent;

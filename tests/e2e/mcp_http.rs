@@ -3,9 +3,10 @@
 //! graceful shutdown that lets a running call finish.
 
 use crate::serve_support::{
-    ALICE_KEY, HttpServer, assert_no_error, fixture, http, http_plan, key_headers, mcp,
+    ALICE_KEY, HttpServer, assert_audit_whole, assert_no_error, fixture, http, http_plan,
+    key_headers, mcp, serve_config,
 };
-use crate::support::canary;
+use crate::support::{Fixture, canary};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -115,10 +116,10 @@ fn long_calls_report_progress() {
 }
 
 #[test]
-fn cancelling_a_call_stops_it() {
+fn cancelling_a_call_stops_it_and_audits_its_end() {
     let fx = fixture("", "");
     fx.link("alice", &canary());
-    let server = HttpServer::start(&fx);
+    let mut server = HttpServer::start(&fx);
     for mode in ["auto", "legacy"] {
         let steps = json!([{ "op": "cancel", "tool": "fetch.fetch", "after": 0.5,
                              "arguments": { "url": format!("{}/delay/8", fx.upstream) } }]);
@@ -145,6 +146,45 @@ fn cancelling_a_call_stops_it() {
     );
     let cancelled = "airlock_calls_total{tool=\"fetch.fetch\",outcome=\"cancelled\"}";
     assert_eq!(metric(&text, cancelled), Some(2.0), "{text}");
+
+    // Each call that started has its end in the audit, as cancelled.
+    server.terminate();
+    let exit = server.wait_exit(Duration::from_secs(10));
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+    let ends = assert_audit_whole(&fx);
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    assert!(ends.values().all(|r| r == "cancelled"), "{ends:?}");
+}
+
+#[test]
+fn shutdown_cancels_a_call_past_the_grace_and_audits_its_end() {
+    let serve = serve_config("").replace("shutdown_grace_ms = 10000", "shutdown_grace_ms = 300");
+    let fx = Fixture::with_endpoints(&[&serve]);
+    fx.link("alice", &canary());
+    let mut server = HttpServer::start(&fx);
+    let url = format!("{}/v1/tools/fetch.fetch/call", server.base);
+    let body = json!({ "arguments": { "url": format!("{}/delay/8", fx.upstream) } }).to_string();
+    let started = Instant::now();
+    let call = std::thread::spawn(move || {
+        let auth = format!("Bearer {ALICE_KEY}");
+        http("POST", &url, &[("authorization", &auth)], Some(&body))
+    });
+
+    std::thread::sleep(Duration::from_millis(700));
+    server.terminate();
+    let (status, body) = call.join().unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("cancelled"), "{body}");
+    let exit = server.wait_exit(Duration::from_secs(10));
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let ends = assert_audit_whole(&fx);
+    assert_eq!(ends.values().collect::<Vec<_>>(), ["cancelled"], "{ends:?}");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! against httpbin, in the SDK's default (2026-07-28, no handshake) and
 //! legacy (initialize handshake) modes.
 
-use crate::serve_support::{assert_no_error, fallback_url, fixture, mcp, stdio_plan};
+use crate::serve_support::{
+    assert_audit_whole, assert_no_error, fallback_url, fixture, mcp, stdio_plan,
+};
 use crate::support::canary;
 use airlock::audit::AuditLog;
 use serde_json::{Value, json};
@@ -185,4 +187,22 @@ fn stdio_shutdown_lets_a_running_call_finish() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn stdio_cancelled_call_is_audited_as_cancelled() {
+    let fx = fixture("", "");
+    fx.link("alice", &canary());
+    for mode in ["auto", "legacy"] {
+        let steps = json!([{ "op": "cancel", "tool": "fetch.fetch", "after": 0.5,
+                             "arguments": { "url": format!("{}/delay/8", fx.upstream) } }]);
+        let report = mcp(stdio_plan(&fx, "alice", mode, steps));
+        assert_no_error(&report);
+        assert_eq!(report["steps"][0]["cancelled"], true, "{report:#}");
+    }
+
+    // The client closed each session, and the server exited with it.
+    let ends = assert_audit_whole(&fx);
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    assert!(ends.values().all(|r| r == "cancelled"), "{ends:?}");
 }

@@ -1,8 +1,12 @@
 //! The HTTP API beside MCP: list tools, call one, health and metrics.
 
-use crate::serve_support::{ALICE_KEY, ANY_KEY, HttpServer, fallback_url, fixture, http};
+use crate::oauth_support::{Browser, plain};
+use crate::serve_support::{
+    ALICE_KEY, ANY_KEY, ConsentFixture, HttpServer, assert_audit_whole, fallback_url, fixture, http,
+};
 use crate::support::canary;
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 
 fn get(server: &HttpServer, path: &str) -> (u16, String) {
     let auth = format!("Bearer {ALICE_KEY}");
@@ -119,6 +123,131 @@ fn health_and_metrics_in_prometheus_text_format() {
             "{line:?} missing from:\n{text}"
         );
     }
+}
+
+/// The value of the sample named exactly `name` (with its labels), if any.
+fn sample(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_count_egress_denials_by_reason_and_refreshes_by_outcome() {
+    let cx = ConsentFixture::new();
+    let server = cx.serve();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bearer = json!({ "arguments": { "url": format!("{}/bearer", cx.fx.upstream) } });
+    let denials = "airlock_egress_denials_total{reason=\"method_not_granted\"}";
+    let refreshed = "airlock_token_refreshes_total{connection=\"demo\",outcome=\"ok\"}";
+    let rejected = "airlock_token_refreshes_total{connection=\"demo\",outcome=\"rejected\"}";
+    let (_, text) = get(&server, "/metrics");
+    assert_eq!(sample(&text, denials), None, "{text}");
+    assert_eq!(sample(&text, refreshed), None, "{text}");
+
+    // Only GET is granted: a DELETE is denied before any token is looked up.
+    let delete = json!({ "arguments": { "url": format!("{}/delete", cx.fx.upstream),
+                                        "method": "DELETE" } });
+    for _ in 0..2 {
+        let (status, body) = call(&server, ANY_KEY, "alice", "fetch.fetch", delete.clone());
+        assert_eq!((status, &body["is_error"]), (200, &json!(true)), "{body}");
+    }
+    let (_, text) = get(&server, "/metrics");
+    assert_eq!(sample(&text, denials), Some(2), "{text}");
+    assert!(text.contains("# TYPE airlock_egress_denials_total counter"));
+
+    // Link alice through the consent URL the host gives out.
+    let (status, body) = call(&server, ANY_KEY, "alice", "fetch.fetch", bearer.clone());
+    assert_eq!(status, 403, "{body}");
+    let link = body["error"]["consent_url"].as_str().unwrap().to_string();
+    let (last, page) = rt.block_on(Browser::default().follow(&link));
+    assert_eq!(page.status, 200, "{last}: {}", page.body);
+    let (status, body) = call(&server, ANY_KEY, "alice", "fetch.fetch", bearer.clone());
+    assert_eq!(status, 200, "{body}");
+    let (_, text) = get(&server, "/metrics");
+    assert_eq!(sample(&text, refreshed), None, "no refresh yet:\n{text}");
+
+    // An expired token is refreshed at the provider on the next call, once
+    // the server has seen the vault change (its cache follows the file).
+    cx.expire("alice");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rt.block_on(cx.op.refreshes()) == 0 {
+        assert!(Instant::now() < deadline, "no refresh happened");
+        std::thread::sleep(Duration::from_millis(300));
+        let (status, body) = call(&server, ANY_KEY, "alice", "fetch.fetch", bearer.clone());
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, text) = get(&server, "/metrics");
+    assert_eq!(sample(&text, refreshed), Some(1), "{text}");
+    assert_eq!(sample(&text, rejected), None, "{text}");
+
+    // A refresh token the provider revoked is rejected: the user must link
+    // again, and the metric says so.
+    let record = cx.record("alice").unwrap();
+    rt.block_on(cx.op.revoke(record.refresh_token.as_ref().unwrap()));
+    cx.expire("alice");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let (status, body) = call(&server, ANY_KEY, "alice", "fetch.fetch", bearer.clone());
+        if status == 403 {
+            assert_eq!(body["error"]["reason"], "refresh_rejected", "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the revoked link kept working");
+    }
+    let (_, text) = get(&server, "/metrics");
+    assert_eq!(sample(&text, rejected), Some(1), "{text}");
+    assert_eq!(sample(&text, refreshed), Some(1), "{text}");
+    assert!(
+        !text.contains(&plain(&record.access_token)),
+        "token in metrics"
+    );
+}
+
+#[test]
+fn a_client_that_hangs_up_cancels_its_call_and_the_audit_says_so() {
+    use std::io::Write as _;
+    let fx = fixture("", "");
+    fx.link("alice", &canary());
+    let mut server = HttpServer::start(&fx);
+    let body = json!({ "arguments": { "url": format!("{}/delay/8", fx.upstream) } }).to_string();
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(
+        tcp,
+        "POST /v1/tools/fetch.fetch/call HTTP/1.1\r\nhost: 127.0.0.1:{}\r\n\
+         authorization: Bearer {ALICE_KEY}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        server.port,
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let (_, text) = get(&server, "/metrics");
+    assert_eq!(sample(&text, "airlock_calls_in_flight"), Some(1), "{text}");
+
+    // The client goes away long before httpbin would answer.
+    drop(tcp);
+    let hung_up = Instant::now();
+    loop {
+        let (_, text) = get(&server, "/metrics");
+        if sample(&text, "airlock_calls_in_flight") == Some(0) {
+            break;
+        }
+        assert!(
+            hung_up.elapsed() < Duration::from_secs(4),
+            "the call outlived its client:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    server.terminate();
+    let exit = server.wait_exit(Duration::from_secs(10));
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+    let ends = assert_audit_whole(&fx);
+    assert_eq!(ends.values().collect::<Vec<_>>(), ["cancelled"], "{ends:?}");
 }
 
 #[test]

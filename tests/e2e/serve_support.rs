@@ -2,10 +2,12 @@
 //! the MCP Python SDK driven by `tests/mcp/client.py`, a plain HTTP client,
 //! and an OIDC issuer with a key pair made in the test.
 
-use crate::support::Fixture;
-use airlock_tests::peers;
+use crate::oauth_support::{CLIENT_ID, Op};
+use crate::support::{Fixture, sha256_file};
+use airlock_tests::{guests, peers};
 use serde_json::{Value, json};
 use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,6 +53,125 @@ pub fn fixture(extra: &str, callers: &str) -> Fixture {
     Fixture::with_endpoints(&[&config])
 }
 
+/// A fixture whose `demo` connection is a real OAuth server (`oidc-provider`)
+/// and whose consent routes are those of `airlock serve --http` on
+/// `consent_port`; the fetch tool may GET anything on httpbin with the
+/// `demo` token.
+pub struct ConsentFixture {
+    pub fx: Fixture,
+    pub op: Op,
+    pub consent_port: u16,
+}
+
+impl ConsentFixture {
+    pub fn new() -> ConsentFixture {
+        let op = Op::start(json!({}));
+        let httpbin = peers::httpbin();
+        let consent_port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("client.secret"), &op.client_secret).unwrap();
+        let wasm = guests::FETCH;
+        let config = format!(
+            r#"
+[vault]
+dir = "data"
+
+[audit]
+dir = "audit"
+
+[host]
+consent_base_url = "http://127.0.0.1:{consent_port}"
+
+[connections.demo]
+audience = ["http://127.0.0.1:{port}"]
+provider = "oidc"
+issuer = "{issuer}"
+client_id = "{CLIENT_ID}"
+client_secret_file = "client.secret"
+scopes = ["openid", "profile"]
+
+[tools.fetch]
+source = "{wasm}"
+sha256 = "{digest}"
+
+[[tools.fetch.endpoints]]
+url = "http://127.0.0.1:{port}/**"
+methods = ["GET"]
+connection = "demo"
+allow_private = true
+{serve}"#,
+            port = httpbin.port,
+            issuer = op.issuer,
+            digest = sha256_file(Path::new(wasm)),
+            serve = serve_config(""),
+        );
+        let config_path = dir.path().join("airlock.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let fx = Fixture {
+            dir,
+            config_path,
+            upstream: httpbin.url.clone(),
+            port: httpbin.port,
+        };
+        ConsentFixture {
+            fx,
+            op,
+            consent_port,
+        }
+    }
+
+    /// `airlock serve --http` on the consent port, with this config.
+    pub fn serve(&self) -> HttpServer {
+        HttpServer::start_on(&self.fx.config_path, self.consent_port)
+    }
+
+    /// `airlock serve --http` on the consent port with a copy of the config
+    /// that audits to `audit-consent` (an audit directory has one writer),
+    /// for a stdio session that needs the consent routes beside it.
+    pub fn serve_beside(&self) -> HttpServer {
+        let text = std::fs::read_to_string(&self.fx.config_path)
+            .unwrap()
+            .replace("dir = \"audit\"", "dir = \"audit-consent\"");
+        let path: PathBuf = self.fx.dir.path().join("airlock-consent.toml");
+        std::fs::write(&path, text).unwrap();
+        HttpServer::start_on(&path, self.consent_port)
+    }
+
+    /// Where consent starts for this host.
+    pub fn consent_start(&self) -> String {
+        format!("http://127.0.0.1:{}/consent/start?", self.consent_port)
+    }
+
+    /// Where the provider sends the browser back.
+    pub fn consent_callback(&self) -> String {
+        format!("http://127.0.0.1:{}/consent/callback?", self.consent_port)
+    }
+
+    /// The stored record of (user, demo).
+    pub fn record(&self, user: &str) -> Option<airlock::vault::TokenRecord> {
+        self.vault().get(user, "demo").unwrap()
+    }
+
+    /// Marks the stored access token of (user, demo) as expired, so the
+    /// next call refreshes it.
+    pub fn expire(&self, user: &str) {
+        let vault = self.vault();
+        let record = vault.get(user, "demo").unwrap().unwrap();
+        let now = crate::oauth_support::now();
+        let expired = airlock::vault::TokenRecord {
+            expires_at: Some(now - 10),
+            issued_at: Some(now - 3600),
+            ..record
+        };
+        vault.put(user, "demo", expired).unwrap();
+    }
+
+    fn vault(&self) -> airlock::vault::LocalVault {
+        let config = self.fx.config();
+        airlock::vault::LocalVault::open(&config.vault.dir, &config.vault.key).unwrap()
+    }
+}
+
 /// `airlock serve --http 127.0.0.1:0`, killed when dropped.
 pub struct HttpServer {
     pub child: Child,
@@ -69,11 +190,22 @@ impl HttpServer {
         HttpServer::spawn(fx, "debug", Stdio::from(file))
     }
 
+    /// Starts the server with the config at `config` on `port` of
+    /// 127.0.0.1 (see [`free_port`]), for configs that name the server's
+    /// address before it starts.
+    pub fn start_on(config: &Path, port: u16) -> HttpServer {
+        HttpServer::spawn_at(config, port, "warn", Stdio::inherit())
+    }
+
     fn spawn(fx: &Fixture, log_level: &str, stderr: Stdio) -> HttpServer {
+        HttpServer::spawn_at(&fx.config_path, 0, log_level, stderr)
+    }
+
+    fn spawn_at(config: &Path, port: u16, log_level: &str, stderr: Stdio) -> HttpServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
             .arg("--config")
-            .arg(&fx.config_path)
-            .args(["serve", "--http", "127.0.0.1:0"])
+            .arg(config)
+            .args(["serve", "--http", &format!("127.0.0.1:{port}")])
             .env("AIRLOCK_LOG", log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -124,6 +256,43 @@ impl Drop for HttpServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Runs `tests/mcp/client.py` with `plan`, whose elicitation action is
+/// `ask`: each elicitation the client receives is handed to `answer`, which
+/// acts as the user and returns the client's answer (`{"action": ...}`).
+/// Returns the report.
+pub fn mcp_asking(mut plan: Value, mut answer: impl FnMut(&Value) -> Value) -> Value {
+    plan["elicitation"] = json!({ "action": "ask" });
+    let mut child = Command::new(peers::python())
+        .arg(peers::root().join("tests/mcp/client.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting the MCP client");
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{plan}").unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut report = None;
+    for line in lines.by_ref() {
+        let line: Value = serde_json::from_str(&line.unwrap()).expect("a JSON line");
+        match line.get("elicit") {
+            Some(params) => {
+                let reply = answer(params);
+                writeln!(stdin, "{reply}").unwrap();
+            }
+            None => report = Some(line),
+        }
+    }
+    let status = child.wait().unwrap();
+    report.unwrap_or_else(|| panic!("MCP client wrote no report ({status})"))
 }
 
 /// Runs `tests/mcp/client.py` with `plan` and returns its report.
@@ -243,6 +412,33 @@ async fn http_async(
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Checks that `airlock audit verify` accepts the audit of `fx` and that
+/// every `call_start` in it has a `call_end`; returns the reasons of the
+/// call ends, by call id.
+pub fn assert_audit_whole(fx: &Fixture) -> std::collections::BTreeMap<String, String> {
+    use airlock::audit::EventKind;
+    let out = fx.airlock(&["audit", "verify"], None);
+    assert!(
+        out.status.success(),
+        "audit verify failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = audit_events(fx, Default::default());
+    let ends: std::collections::BTreeMap<String, String> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::CallEnd)
+        .map(|e| (e.call_id.clone(), e.reason.clone().unwrap_or_default()))
+        .collect();
+    for start in events.iter().filter(|e| e.kind == EventKind::CallStart) {
+        assert!(
+            ends.contains_key(&start.call_id),
+            "call {} started but never ended: {events:#?}",
+            start.call_id
+        );
+    }
+    ends
 }
 
 /// Audit events of `fx` that match `filter`.

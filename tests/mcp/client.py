@@ -1,15 +1,16 @@
 """Drives an MCP server with the official MCP Python SDK and reports what
 happened as one JSON object on standard output.
 
-The end-to-end tests (tests/e2e/mcp_*.rs) write a plan as JSON on standard
-input and assert on the report. A plan:
+The end-to-end tests (tests/e2e/mcp_*.rs) write a plan as one line of JSON
+on standard input and assert on the report. A plan:
 
     {
       "server": {"url": "http://127.0.0.1:PORT/mcp", "headers": {...}}
              or {"command": "/path/to/airlock", "args": [...]},
       "mode": "auto" | "legacy",          # protocol negotiation of the SDK
       "elicitation": null | {"action": "accept" | "decline",
-                             "run": ["cmd", "arg", ...]},  # run before answering
+                             "run": ["cmd", "arg", ...]}  # run before answering
+                          | {"action": "ask"},  # ask the test, see below
       "steps": [
         {"op": "list"},
         {"op": "call", "tool": "...", "arguments": {...}, "progress": false},
@@ -20,7 +21,13 @@ input and assert on the report. A plan:
 
 The report holds the negotiated protocol version, one result per step, the
 elicitations the client received, the HTTP statuses it saw, and the error
-that ended the session early, if any.
+that ended the session early, if any. It is the last line on standard
+output.
+
+With "action": "ask", each elicitation is written to standard output as one
+line {"elicit": PARAMS}, and the answer is read from the next line of
+standard input as {"action": "accept" | "decline" | "cancel"}: the test acts
+as the user (it opens the consent URL) before it answers.
 """
 
 import json
@@ -129,7 +136,13 @@ async def main(plan):
     settings = plan.get("elicitation")
 
     async def on_elicit(context, params):
-        report["elicitations"].append(params.model_dump(mode="json", by_alias=True, exclude_none=True))
+        dumped = params.model_dump(mode="json", by_alias=True, exclude_none=True)
+        report["elicitations"].append(dumped)
+        if settings["action"] == "ask":
+            sys.stdout.write(json.dumps({"elicit": dumped}) + "\n")
+            sys.stdout.flush()
+            answer = json.loads(await anyio.to_thread.run_sync(sys.stdin.readline))
+            return types.ElicitResult(action=answer["action"])
         if settings.get("run"):
             # The user completes consent out of band before accepting.
             done = subprocess.run(settings["run"], input=settings.get("stdin", ""), text=True, capture_output=True)
@@ -174,7 +187,7 @@ async def main(plan):
 
 
 if __name__ == "__main__":
-    plan = json.load(sys.stdin)
+    plan = json.loads(sys.stdin.readline())
     report = anyio.run(main, plan)
     json.dump(report, sys.stdout, default=str)
     sys.stdout.write("\n")

@@ -30,6 +30,11 @@ impl Guest for Fetch {
             // Declare the length so servers that refuse chunked uploads work.
             fields.append("content-length", body.len().to_string().as_bytes()).map_err(|e| format!("content-length refused: {e:?}"))?;
         }
+        let has_agent = headers.iter().any(|h| h.name.eq_ignore_ascii_case("user-agent"));
+        if let (false, Some(agent)) = (has_agent, airlock::tool::config::get("user_agent")) {
+            // The operator's value, or the default from this tool's declaration.
+            fields.append("user-agent", agent.as_bytes()).map_err(|e| format!("user-agent refused: {e:?}"))?;
+        }
         for h in headers {
             fields
                 .append(&h.name, h.value.as_bytes())

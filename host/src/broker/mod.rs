@@ -20,6 +20,7 @@ mod routes;
 
 pub use consent::{LINK_TTL, STATE_TTL};
 pub use http::HttpError;
+pub use refresh::RefreshCount;
 pub use routes::{Linked, consent_routes};
 
 use crate::manifest::{Config, ConnectionConfig};
@@ -57,6 +58,8 @@ struct Inner {
     /// Access tokens an upstream rejected, by (user, connection): the next
     /// lookup refreshes instead of handing them out again.
     rejected: Mutex<HashMap<(String, String), Secret>>,
+    /// Refreshes sent to providers, for the metrics.
+    refreshes: refresh::RefreshCounts,
 }
 
 impl std::fmt::Debug for Broker {
@@ -216,6 +219,7 @@ impl Broker {
                 link_key,
                 lock_wait: options.lock_wait,
                 rejected: Mutex::new(HashMap::new()),
+                refreshes: refresh::RefreshCounts::default(),
             }),
         };
         cache::watch(

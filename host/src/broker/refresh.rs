@@ -10,12 +10,13 @@
 //! them, the old one kept when the reply has none) before the access token
 //! is handed out. On `invalid_grant` the record is read again: if another
 //! refresher rotated it meanwhile, its tokens are used; otherwise the link
-//! is dead and removed.
+//! is dead and removed. Every refresh sent to a provider is counted by
+//! connection and outcome ([`Broker::refresh_counts`]).
 
 use super::oauth::Failure;
 use super::{Broker, BrokerError, TokenOutcome, TokenRecordExt as _, blocking};
 use crate::vault::{TokenRecord, VaultError};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
 /// The in-process lock of one (user, connection).
@@ -43,7 +44,54 @@ impl Flights {
     }
 }
 
+/// How many refreshes of one connection ended one way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshCount {
+    /// The connection, as configured.
+    pub connection: String,
+    /// `ok` (new tokens stored), `conflict` (another writer changed the
+    /// record meanwhile; it is read again), `rejected` (the provider refused
+    /// the refresh token; the link was removed) or `failed` (the provider
+    /// could not be reached or answered something unusable, or the new
+    /// tokens could not be stored).
+    pub outcome: &'static str,
+    /// Refreshes so far.
+    pub count: u64,
+}
+
+/// Refreshes sent to a provider, by (connection, outcome).
+#[derive(Debug, Default)]
+pub(super) struct RefreshCounts {
+    counts: Mutex<BTreeMap<(String, &'static str), u64>>,
+}
+
+impl RefreshCounts {
+    fn add(&self, connection: &str, outcome: &'static str) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        *counts.entry((connection.to_string(), outcome)).or_default() += 1;
+    }
+
+    fn snapshot(&self) -> Vec<RefreshCount> {
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .iter()
+            .map(|((connection, outcome), count)| RefreshCount {
+                connection: connection.clone(),
+                outcome,
+                count: *count,
+            })
+            .collect()
+    }
+}
+
 impl Broker {
+    /// Refreshes this broker (and its clones) sent to providers so far,
+    /// sorted by connection and outcome. Only configured connections with
+    /// a provider appear.
+    pub fn refresh_counts(&self) -> Vec<RefreshCount> {
+        self.inner.refreshes.snapshot()
+    }
+
     pub(super) async fn token_slow(
         &self,
         user: &str,
@@ -151,12 +199,14 @@ impl Broker {
                         .await
                     {
                         Ok(stored) => {
+                            self.inner.refreshes.add(connection, "ok");
                             self.forget_rejection(user, connection);
                             self.inner.cache.put(user, connection, stored.cached());
                             tracing::info!(user, connection, "airlock.broker.refreshed");
                             return Ok(TokenOutcome::Token(stored.access_token));
                         }
                         Err(BrokerError::Vault(VaultError::Conflict { .. })) => {
+                            self.inner.refreshes.add(connection, "conflict");
                             tracing::warn!(
                                 user,
                                 connection,
@@ -164,7 +214,10 @@ impl Broker {
                             );
                             continue;
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            self.inner.refreshes.add(connection, "failed");
+                            return Err(e);
+                        }
                     }
                 }
                 Err(Failure::InvalidGrant) => {
@@ -176,12 +229,14 @@ impl Broker {
                     }
                     let vault = self.inner.vault.clone();
                     let (u, c, v) = (user.to_string(), connection.to_string(), record.version);
+                    self.inner.refreshes.add(connection, "rejected");
                     blocking(move || vault.remove_if_version(&u, &c, v)).await?;
                     self.inner.cache.remove(user, connection, None);
                     tracing::info!(user, connection, "airlock.broker.refresh_rejected");
                     return Ok(self.required(user, connection, "refresh_rejected", vec![]));
                 }
                 Err(failure) => {
+                    self.inner.refreshes.add(connection, "failed");
                     // An access token that has not yet expired is still
                     // better than failing the request.
                     if record.expires_at.is_some_and(|t| t > self.now())
@@ -220,5 +275,24 @@ impl Broker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(user.to_string(), connection.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refreshes_are_counted_by_connection_and_outcome() {
+        let counts = RefreshCounts::default();
+        counts.add("github", "ok");
+        counts.add("demo", "failed");
+        counts.add("github", "ok");
+        let snapshot = counts.snapshot();
+        let flat: Vec<(&str, &str, u64)> = snapshot
+            .iter()
+            .map(|r| (r.connection.as_str(), r.outcome, r.count))
+            .collect();
+        assert_eq!(flat, [("demo", "failed", 1), ("github", "ok", 2)]);
     }
 }

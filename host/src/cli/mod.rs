@@ -4,6 +4,8 @@ mod audit;
 mod call;
 mod check;
 mod connect;
+mod inspect;
+mod pack;
 mod serve;
 mod tools;
 mod vault;
@@ -42,6 +44,10 @@ enum Command {
     /// Verify and query the audit log.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Embed a tool declaration in a component and print its new sha256.
+    Pack(pack::Args),
+    /// Print a component's digest, declaration and tools with schemas.
+    Inspect(inspect::Args),
     /// Serve the tools to agent runtimes: MCP (stdio or HTTP) and the HTTP API.
     Serve(serve::Args),
 }
@@ -71,15 +77,25 @@ pub fn main() -> i32 {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
+    // These read no config, or read it themselves to report every problem.
+    match cli.command {
+        Command::Pack(args) => return pack::run(args),
+        Command::Inspect(args) => return inspect::run(args),
+        Command::Check(args) => {
+            let path = cli.config.unwrap_or_else(|| "airlock.toml".into());
+            return check::run(&path, args);
+        }
+        _ => {}
+    }
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Tools(args) => tools::run(&config, args),
         Command::Call(args) => call::run(&config, args).await,
         Command::Connect(args) => connect::run(&config, args).await,
         Command::Vault(command) => vault::run(&config, command).await,
-        Command::Check(args) => check::run(&config, args),
         Command::Audit(command) => audit::run(&config, command),
         Command::Serve(args) => serve::run(&config, args).await,
+        Command::Pack(_) | Command::Inspect(_) | Command::Check(_) => unreachable!("handled above"),
     }
 }
 

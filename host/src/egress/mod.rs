@@ -6,7 +6,8 @@
 //! checked itself, attaches the token, and wraps the response in the guard
 //! that removes any echo of it. Every decision is audited. A denial reaches
 //! the guest as `HTTP-request-denied` with no detail; the operator's log says
-//! why and what grant would allow it.
+//! why and what grant would allow it, and [`Egress::denials`] counts it by
+//! reason code.
 
 mod decode;
 mod guard;
@@ -43,6 +44,7 @@ pub struct Egress {
     tls: Arc<rustls::ClientConfig>,
     pool: Arc<pool::Pool<send::LimitedBody>>,
     redactors: redactors::Redactors,
+    denials: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Egress {
@@ -61,12 +63,25 @@ impl Egress {
             tls: send::tls_config(),
             pool: Arc::default(),
             redactors: redactors::Redactors::default(),
+            denials: Mutex::new(BTreeMap::new()),
         }
     }
 
     /// Upstream connections open and unused, kept for reuse.
     pub fn idle_connections(&self) -> usize {
         self.pool.idle_count()
+    }
+
+    /// Requests denied so far by every call of this host, by reason code
+    /// ([`DenyReason::code`]), sorted by code.
+    pub fn denials(&self) -> Vec<(&'static str, u64)> {
+        let denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+        denials.iter().map(|(code, n)| (*code, *n)).collect()
+    }
+
+    fn count_denial(&self, code: &'static str) {
+        let mut denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+        *denials.entry(code).or_default() += 1;
     }
 }
 
@@ -199,6 +214,7 @@ impl CallContext {
             path = target.map(|t| t.redacted_path()).unwrap_or_default(), reason = reason.code(), hint,
             "airlock.egress.denied"
         );
+        self.egress.count_denial(reason.code());
         let mut e = self.event(target, method);
         e.decision = Some(Decision::Deny);
         e.reason = Some(reason.code().to_string());

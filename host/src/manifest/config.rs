@@ -24,13 +24,22 @@
 //! connection = "github"             # or: unauthenticated = true
 //! ```
 //!
+//! A tool may also set `strict = true`: it then refuses to load when its
+//! declaration asks for something this file does not grant, or when it
+//! ships no declaration at all (see [`crate::manifest::effective`]).
+//!
 //! The `[serve]` and `[callers]` sections of `airlock serve` are described
-//! in [`super::serve`].
+//! in [`super::serve`], and the OAuth keys of a connection in
+//! [`super::oauth`].
+//!
+//! Each table is read on its own, so [`Config::parse_all`] reports every
+//! problem in the file, each with its line, column and key.
 
+use super::doc::{Doc, Value};
 use super::pattern::{HostPattern, MethodSet, UrlPattern};
 use super::serve::{CallersConfig, RawCallers, RawServe, ServeConfig};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -139,6 +148,24 @@ pub struct ToolConfig {
     pub config: BTreeMap<String, String>,
     /// Resource limits per call.
     pub limits: Limits,
+    /// Refuse to load when the tool's declaration asks for more than is
+    /// granted here, or when it has no declaration.
+    pub strict: bool,
+    /// Where the tool's settings are written in the config file.
+    pub lines: ToolLines,
+}
+
+/// Lines (1-based) of a tool's settings in the config file, for messages
+/// found after parsing, such as a digest mismatch or a declared need that
+/// is not granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolLines {
+    /// The tool's table (`[tools.NAME]`).
+    pub table: usize,
+    /// The `sha256` key.
+    pub sha256: usize,
+    /// Each key of the tool's `config` table.
+    pub config: BTreeMap<String, usize>,
 }
 
 /// One granted endpoint.
@@ -154,6 +181,9 @@ pub struct EndpointGrant {
     pub scopes: Vec<String>,
     /// Whether addresses in loopback and private ranges may be reached.
     pub allow_private: bool,
+    /// Line (1-based) of the grant in the config file; 0 when it was not
+    /// read from one.
+    pub line: usize,
 }
 
 /// Per-call resource limits.
@@ -193,12 +223,13 @@ impl Default for Limits {
     }
 }
 
-/// A config that could not be read, with where and why.
+/// A config or tool declaration that could not be read, with where and
+/// why.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{file}: {source}")]
+    #[error("{}: {source}", file.display())]
     Read {
         /// The file.
         file: PathBuf,
@@ -206,7 +237,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid, at a known place.
-    #[error("{file}:{line}:{column}: {message}")]
+    #[error("{}:{line}:{column}: {}", file.display(), keyed(key, message))]
     Invalid {
         /// The file.
         file: PathBuf,
@@ -214,28 +245,31 @@ pub enum ConfigError {
         line: usize,
         /// 1-based column.
         column: usize,
+        /// The key the problem is about, such as `tools.fetch.sha256`;
+        /// empty for a syntax error.
+        key: String,
         /// What is wrong and what was expected.
         message: String,
     },
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    vault: Option<Spanned<RawVault>>,
-    #[serde(default)]
-    host: RawHost,
-    #[serde(default)]
-    audit: RawAudit,
-    #[serde(default)]
-    connections: BTreeMap<Spanned<String>, RawConnection>,
-    #[serde(default)]
-    tools: BTreeMap<Spanned<String>, RawTool>,
-    #[serde(default)]
-    serve: Option<Spanned<RawServe>>,
-    #[serde(default)]
-    callers: RawCallers,
+impl ConfigError {
+    /// Line and column, for sorting problems in file order; a file that
+    /// could not be read sorts first.
+    pub fn position(&self) -> (usize, usize) {
+        match self {
+            ConfigError::Read { .. } => (0, 0),
+            ConfigError::Invalid { line, column, .. } => (*line, *column),
+        }
+    }
+}
+
+fn keyed(key: &str, message: &str) -> String {
+    if key.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{key}: {message}")
+    }
 }
 
 #[derive(Deserialize)]
@@ -283,7 +317,6 @@ struct RawHost {
     max_concurrent_calls: Option<Spanned<u32>>,
     max_concurrent_calls_per_user: Option<Spanned<u32>>,
     wasm_stack_kib: Option<Spanned<u32>>,
-    #[serde(default)]
     consent_base_url: Option<Spanned<String>>,
 }
 
@@ -333,17 +366,18 @@ impl RawConnection {
     }
 }
 
+/// A tool table without its `endpoints`, which are read one by one.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTool {
     source: String,
     sha256: Spanned<String>,
     #[serde(default)]
-    endpoints: Vec<RawEndpoint>,
-    #[serde(default)]
-    config: BTreeMap<String, String>,
+    config: BTreeMap<Spanned<String>, String>,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    strict: bool,
 }
 
 #[derive(Deserialize)]
@@ -368,74 +402,214 @@ fn default_prefix() -> String {
     "Bearer ".into()
 }
 
+/// The top-level tables a config may have.
+const TOP_LEVEL: &str = "vault, host, audit, connections, tools, serve, callers";
+
 impl Config {
     /// Reads and checks the config at `path`. Relative paths inside it are
-    /// resolved against its directory.
+    /// resolved against its directory. Returns the first problem; see
+    /// [`Config::load_all`] for every problem.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: path.to_path_buf(),
-            source,
-        })?;
+        Config::load_all(path).map_err(first)
+    }
+
+    /// Like [`Config::load`], but reports every problem found, in file
+    /// order.
+    pub fn load_all(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        match Config::load_partial(path) {
+            (config, errors) if errors.is_empty() => Ok(config),
+            (_, errors) => Err(errors),
+        }
+    }
+
+    /// Reads the config at `path` as far as it can; see
+    /// [`Config::parse_partial`].
+    pub fn load_partial(path: &Path) -> (Config, Vec<ConfigError>) {
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, path, base)
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse_partial(&text, path, base),
+            Err(source) => {
+                let (config, _) = Config::parse_partial("", path, base);
+                let error = ConfigError::Read {
+                    file: path.to_path_buf(),
+                    source,
+                };
+                (config, vec![error])
+            }
+        }
     }
 
     /// Parses config `text`; `file` names it in errors and `base` anchors
-    /// relative paths.
+    /// relative paths. Returns the first problem.
     pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
-        let at = |span: std::ops::Range<usize>, message: String| {
-            let (line, column) = line_column(text, span.start);
-            ConfigError::Invalid {
-                file: file.to_path_buf(),
-                line,
-                column,
-                message,
+        Config::parse_all(text, file, base).map_err(first)
+    }
+
+    /// Parses config `text` and reports every problem found, in file order.
+    pub fn parse_all(text: &str, file: &Path, base: &Path) -> Result<Config, Vec<ConfigError>> {
+        match Config::parse_partial(text, file, base) {
+            (config, errors) if errors.is_empty() => Ok(config),
+            (_, errors) => Err(errors),
+        }
+    }
+
+    /// Parses config `text` as far as it can: every part that could be read
+    /// (a part with a problem is left out, or set to its default), and
+    /// every problem found, in file order. For tools that check a whole
+    /// config, such as `airlock check`; anything that runs tools must use a
+    /// config without problems.
+    pub fn parse_partial(text: &str, file: &Path, base: &Path) -> (Config, Vec<ConfigError>) {
+        let doc = Doc::new(text, file);
+        let mut reader = Reader {
+            doc: &doc,
+            base,
+            errors: Vec::new(),
+            broken_connections: BTreeSet::new(),
+        };
+        let root = match doc.root() {
+            Ok(root) => root,
+            Err(errors) => {
+                reader.errors = errors;
+                Vec::new()
             }
         };
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| at(e.span().unwrap_or(0..0), e.message().to_string()))?;
+        let config = reader.config(root);
+        let mut errors = reader.errors;
+        errors.sort_by_key(ConfigError::position);
+        (config, errors)
+    }
+}
 
-        let vault = match raw.vault {
-            None => VaultConfig {
-                dir: base.join(".airlock"),
-                key: crate::vault::KeySource::File(base.join(".airlock/vault.key")),
-            },
-            Some(v) => {
-                let span = v.span();
-                let v = v.into_inner();
-                let dir = base.join(v.dir.as_deref().unwrap_or(".airlock"));
-                let key = match (v.key_env, v.key_file) {
-                    (Some(_), Some(_)) => {
-                        return Err(at(span, "vault: set key_env or key_file, not both".into()));
-                    }
-                    (Some(var), None) => crate::vault::KeySource::Env(var),
-                    (None, Some(f)) => crate::vault::KeySource::File(base.join(f)),
-                    (None, None) => crate::vault::KeySource::File(dir.join("vault.key")),
-                };
-                VaultConfig { dir, key }
-            }
+fn first(mut errors: Vec<ConfigError>) -> ConfigError {
+    errors.swap_remove(0)
+}
+
+/// Reads the sections of a config, keeping every error it finds.
+struct Reader<'d, 'a> {
+    doc: &'d Doc<'a>,
+    base: &'d Path,
+    errors: Vec<ConfigError>,
+    /// Connections that are defined but invalid: endpoints naming them get
+    /// no second error.
+    broken_connections: BTreeSet<String>,
+}
+
+impl<'a> Reader<'_, 'a> {
+    fn config(&mut self, root: Vec<(Spanned<String>, Value<'a>)>) -> Config {
+        let mut sections: BTreeMap<&str, Value<'a>> = BTreeMap::new();
+        for (key, value) in root {
+            let name = match key.get_ref().as_str() {
+                "vault" => "vault",
+                "host" => "host",
+                "audit" => "audit",
+                "connections" => "connections",
+                "tools" => "tools",
+                "serve" => "serve",
+                "callers" => "callers",
+                other => {
+                    self.errors.push(self.doc.error(
+                        key.span(),
+                        other,
+                        format!("unknown section; expected one of {TOP_LEVEL}"),
+                    ));
+                    continue;
+                }
+            };
+            sections.insert(name, value);
+        }
+
+        let vault = self.vault(sections.remove("vault"));
+        let host = self.host(sections.remove("host"));
+        let audit = self.audit(sections.remove("audit"), &vault);
+        let connections = self.connections(sections.remove("connections"));
+        let tools = self.tools(sections.remove("tools"), &connections);
+        let serve = self.serve(sections.remove("serve"));
+        let callers = self.callers(sections.remove("callers"));
+        Config {
+            file: self.doc.file().to_path_buf(),
+            vault,
+            connections,
+            tools,
+            host,
+            audit,
+            serve,
+            callers,
+        }
+    }
+
+    /// Runs `read`, keeping its error; `None` when it failed.
+    fn keep<T>(&mut self, read: Result<T, ConfigError>) -> Option<T> {
+        read.map_err(|e| self.errors.push(e)).ok()
+    }
+
+    fn vault(&mut self, value: Option<Value<'a>>) -> VaultConfig {
+        let base = self.base;
+        let default = VaultConfig {
+            dir: base.join(".airlock"),
+            key: crate::vault::KeySource::File(base.join(".airlock/vault.key")),
         };
+        let Some(value) = value else {
+            return default;
+        };
+        let span = value.span();
+        let Some(v) = self.keep(self.doc.de::<RawVault>("vault", value)) else {
+            return default;
+        };
+        let dir = base.join(v.dir.as_deref().unwrap_or(".airlock"));
+        let key = match (v.key_env, v.key_file) {
+            (Some(_), Some(_)) => {
+                self.errors.push(self.doc.error(
+                    span,
+                    "vault",
+                    "set key_env or key_file, not both",
+                ));
+                crate::vault::KeySource::File(dir.join("vault.key"))
+            }
+            (Some(var), None) => crate::vault::KeySource::Env(var),
+            (None, Some(f)) => crate::vault::KeySource::File(base.join(f)),
+            (None, None) => crate::vault::KeySource::File(dir.join("vault.key")),
+        };
+        VaultConfig { dir, key }
+    }
 
+    fn host(&mut self, value: Option<Value<'a>>) -> HostConfig {
         let mut host = HostConfig::default();
+        let Some(raw) = value.and_then(|v| self.keep(self.doc.de::<RawHost>("host", v))) else {
+            return host;
+        };
+        for (name, addrs) in raw.resolve {
+            let mut ips = Vec::new();
+            for a in addrs {
+                match a.get_ref().parse() {
+                    Ok(ip) => ips.push(ip),
+                    Err(_) => self.errors.push(self.doc.error(
+                        a.span(),
+                        format!("host.resolve.{name}"),
+                        format!("{:?} is not an IP address", a.get_ref()),
+                    )),
+                }
+            }
+            host.resolve
+                .insert(name.trim_end_matches('.').to_ascii_lowercase(), ips);
+        }
         let counts = [
-            ("max_concurrent_calls", raw.host.max_concurrent_calls, 1),
+            ("max_concurrent_calls", raw.max_concurrent_calls, 1),
             (
                 "max_concurrent_calls_per_user",
-                raw.host.max_concurrent_calls_per_user,
+                raw.max_concurrent_calls_per_user,
                 1,
             ),
-            ("wasm_stack_kib", raw.host.wasm_stack_kib, 64),
+            ("wasm_stack_kib", raw.wasm_stack_kib, 64),
         ];
         for (key, value, min) in counts {
             let Some(value) = value else { continue };
             if *value.get_ref() < min {
-                return Err(at(
+                self.errors.push(self.doc.error(
                     value.span(),
-                    format!(
-                        "host.{key}: expected at least {min}, got {}",
-                        value.get_ref()
-                    ),
+                    format!("host.{key}"),
+                    format!("expected at least {min}, got {}", value.get_ref()),
                 ));
+                continue;
             }
             let slot = match key {
                 "max_concurrent_calls" => &mut host.max_concurrent_calls,
@@ -444,190 +618,259 @@ impl Config {
             };
             *slot = value.into_inner();
         }
-        for (name, addrs) in raw.host.resolve {
-            let mut ips = Vec::new();
-            for a in addrs {
-                let ip = a.get_ref().parse().map_err(|_| {
-                    at(
-                        a.span(),
-                        format!(
-                            "host.resolve.{name}: {:?} is not an IP address",
-                            a.get_ref()
-                        ),
-                    )
-                })?;
-                ips.push(ip);
+        if let Some(u) = raw.consent_base_url {
+            match super::oauth::parse_endpoint(u.get_ref()) {
+                Ok(url) => host.consent_base_url = Some(url),
+                Err(m) => self
+                    .errors
+                    .push(self.doc.error(u.span(), "host.consent_base_url", m)),
             }
-            host.resolve
-                .insert(name.trim_end_matches('.').to_ascii_lowercase(), ips);
         }
+        host
+    }
 
-        if let Some(u) = raw.host.consent_base_url {
-            let url = super::oauth::parse_endpoint(u.get_ref())
-                .map_err(|m| at(u.span(), format!("host.consent_base_url: {m}")))?;
-            host.consent_base_url = Some(url);
-        }
+    fn serve(&mut self, value: Option<Value<'a>>) -> ServeConfig {
+        let Some(value) = value else {
+            return ServeConfig::default();
+        };
+        let span = value.span();
+        let parsed = self.doc.de::<RawServe>("serve", value).and_then(|raw| {
+            super::serve::parse_serve(raw).map_err(|m| self.doc.error(span, "serve", m))
+        });
+        self.keep(parsed).unwrap_or_default()
+    }
 
-        let mut connections = BTreeMap::new();
-        for (name, mut c) in raw.connections {
-            check_identifier(&name).map_err(|m| at(name.span(), format!("connections: {m}")))?;
-            if c.audience.is_empty() {
-                return Err(at(
-                    name.span(),
-                    format!(
-                        "connections.{}: audience must list at least one origin",
-                        name.get_ref()
-                    ),
-                ));
-            }
-            let mut audience = Vec::new();
-            for a in &c.audience {
-                let origin = parse_origin(a.get_ref()).map_err(|m| {
-                    at(
-                        a.span(),
-                        format!("connections.{}.audience: {m}", name.get_ref()),
-                    )
-                })?;
-                audience.push(origin);
-            }
-            if http::HeaderName::from_bytes(c.header.as_bytes()).is_err() {
-                return Err(at(
-                    name.span(),
-                    format!(
-                        "connections.{}.header: {:?} is not a valid header name",
-                        name.get_ref(),
-                        c.header
-                    ),
-                ));
-            }
-            let oauth = c
-                .oauth()
-                .parse(name.get_ref(), base)
-                .map_err(|m| at(name.span(), m))?;
-            connections.insert(
-                name.into_inner(),
-                ConnectionConfig {
-                    audience,
-                    header: c.header,
-                    prefix: c.prefix,
-                    oauth,
-                },
-            );
-        }
+    fn callers(&mut self, value: Option<Value<'a>>) -> CallersConfig {
+        let Some(value) = value else {
+            return CallersConfig::default();
+        };
+        let doc = self.doc;
+        let parsed = doc.de::<RawCallers>("callers", value).and_then(|raw| {
+            super::serve::parse_callers(raw, &|span, message| doc.error(span, "", message))
+        });
+        self.keep(parsed).unwrap_or_default()
+    }
 
-        let mut tools = BTreeMap::new();
-        for (name, t) in raw.tools {
-            check_identifier(&name).map_err(|m| at(name.span(), format!("tools: {m}")))?;
-            let tool = name.get_ref().clone();
-            let sha = t.sha256.get_ref().to_ascii_lowercase();
-            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(at(
-                    t.sha256.span(),
-                    format!(
-                        "tools.{tool}.sha256: expected 64 hex digits, got {:?}",
-                        t.sha256.get_ref()
-                    ),
-                ));
-            }
-            let mut endpoints = Vec::new();
-            for (i, e) in t.endpoints.into_iter().enumerate() {
-                let key = format!("tools.{tool}.endpoints[{i}]");
-                let unauthenticated = e.unauthenticated.as_ref().is_some_and(|u| *u.get_ref());
-                let connection = match (e.connection, unauthenticated) {
-                    (Some(c), false) => {
-                        let Some(conn) = connections.get(c.get_ref()) else {
-                            return Err(at(
-                                c.span(),
-                                format!(
-                                    "{key}.connection: no connection named {:?} (known: {})",
-                                    c.get_ref(),
-                                    known(&connections)
-                                ),
-                            ));
-                        };
-                        if !covered_by_audience(e.url.get_ref(), conn) {
-                            return Err(at(
-                                e.url.span(),
-                                format!(
-                                    "{key}.url: {:?} is outside the audience of connection {:?}; its token may only go to {}",
-                                    e.url.get_ref().to_string(),
-                                    c.get_ref(),
-                                    conn.audience
-                                        .iter()
-                                        .map(|a| a.origin_string())
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                ),
-                            ));
-                        }
-                        Some(c.into_inner())
-                    }
-                    (None, true) => None,
-                    (Some(c), true) => {
-                        return Err(at(
-                            c.span(),
-                            format!("{key}: set connection or unauthenticated = true, not both"),
-                        ));
-                    }
-                    (None, false) => {
-                        return Err(at(
-                            e.url.span(),
-                            format!(
-                                "{key}: set connection = \"<name>\" to attach a token, or unauthenticated = true"
-                            ),
-                        ));
-                    }
-                };
-                endpoints.push(EndpointGrant {
-                    methods: e.methods,
-                    url: e.url.into_inner(),
-                    connection,
-                    scopes: e.scopes,
-                    allow_private: e.allow_private,
-                });
-            }
-            tools.insert(
-                tool,
-                ToolConfig {
-                    source: base.join(&t.source),
-                    sha256: sha,
-                    endpoints,
-                    config: t.config,
-                    limits: t.limits,
-                },
-            );
-        }
-
-        let audit = AuditSettings {
+    fn audit(&mut self, value: Option<Value<'a>>, vault: &VaultConfig) -> AuditSettings {
+        let raw = value
+            .and_then(|v| self.keep(self.doc.de::<RawAudit>("audit", v)))
+            .unwrap_or_default();
+        AuditSettings {
             dir: raw
-                .audit
                 .dir
-                .map_or_else(|| vault.dir.join("audit"), |d| base.join(d)),
-            max_file_bytes: raw.audit.max_file_bytes,
-            rotate_daily: raw.audit.rotate_daily,
-            continue_on_failure: raw.audit.on_failure == FailurePolicy::Continue,
-            write_timeout_ms: raw.audit.write_timeout_ms,
+                .map_or_else(|| vault.dir.join("audit"), |d| self.base.join(d)),
+            max_file_bytes: raw.max_file_bytes,
+            rotate_daily: raw.rotate_daily,
+            continue_on_failure: raw.on_failure == FailurePolicy::Continue,
+            write_timeout_ms: raw.write_timeout_ms,
+        }
+    }
+
+    fn connections(&mut self, value: Option<Value<'a>>) -> BTreeMap<String, ConnectionConfig> {
+        let mut connections = BTreeMap::new();
+        let Some(entries) = value.and_then(|v| self.keep(self.doc.table("connections", v))) else {
+            return connections;
         };
-        let serve = match raw.serve {
-            None => ServeConfig::default(),
-            Some(s) => {
-                let span = s.span();
-                super::serve::parse_serve(s.into_inner())
-                    .map_err(|m| at(span, format!("serve: {m}")))?
+        for (name, value) in entries {
+            match self.connection(&name, value) {
+                Ok(connection) => {
+                    connections.insert(name.into_inner(), connection);
+                }
+                Err(e) => {
+                    self.errors.push(e);
+                    self.broken_connections.insert(name.into_inner());
+                }
+            }
+        }
+        connections
+    }
+
+    fn connection(
+        &self,
+        name: &Spanned<String>,
+        value: Value<'a>,
+    ) -> Result<ConnectionConfig, ConfigError> {
+        let key = format!("connections.{}", name.get_ref());
+        check_identifier(name).map_err(|m| self.doc.error(name.span(), &key, m))?;
+        let mut c: RawConnection = self.doc.de(&key, value)?;
+        if c.audience.is_empty() {
+            return Err(self.doc.error(
+                name.span(),
+                format!("{key}.audience"),
+                "must list at least one origin",
+            ));
+        }
+        let mut audience = Vec::new();
+        for a in &c.audience {
+            let origin = parse_origin(a.get_ref())
+                .map_err(|m| self.doc.error(a.span(), format!("{key}.audience"), m))?;
+            audience.push(origin);
+        }
+        if http::HeaderName::from_bytes(c.header.as_bytes()).is_err() {
+            return Err(self.doc.error(
+                name.span(),
+                format!("{key}.header"),
+                format!("{:?} is not a valid header name", c.header),
+            ));
+        }
+        let oauth = c
+            .oauth()
+            .parse(name.get_ref(), self.base)
+            .map_err(|m| self.doc.error(name.span(), "", m))?;
+        Ok(ConnectionConfig {
+            audience,
+            header: c.header,
+            prefix: c.prefix,
+            oauth,
+        })
+    }
+
+    fn tools(
+        &mut self,
+        value: Option<Value<'a>>,
+        connections: &BTreeMap<String, ConnectionConfig>,
+    ) -> BTreeMap<String, ToolConfig> {
+        let mut tools = BTreeMap::new();
+        let Some(entries) = value.and_then(|v| self.keep(self.doc.table("tools", v))) else {
+            return tools;
+        };
+        for (name, value) in entries {
+            if let Some(tool) = self.tool(&name, value, connections) {
+                tools.insert(name.into_inner(), tool);
+            }
+        }
+        tools
+    }
+
+    /// Reads one tool; its endpoints are read one by one so that each bad
+    /// endpoint is reported.
+    fn tool(
+        &mut self,
+        name: &Spanned<String>,
+        value: Value<'a>,
+        connections: &BTreeMap<String, ConnectionConfig>,
+    ) -> Option<ToolConfig> {
+        let tool = name.get_ref().clone();
+        let key = format!("tools.{tool}");
+        let span = value.span();
+        self.keep(check_identifier(name).map_err(|m| self.doc.error(name.span(), "tools", m)))?;
+        let mut entries = self.keep(self.doc.table(&key, value))?;
+
+        let mut endpoints = Vec::new();
+        if let Some(at) = entries.iter().position(|(k, _)| k.get_ref() == "endpoints") {
+            let (_, list) = entries.remove(at);
+            let items = self
+                .keep(self.doc.array(&format!("{key}.endpoints"), list))
+                .unwrap_or_default();
+            for (i, item) in items.into_iter().enumerate() {
+                let read = self.endpoint(&format!("{key}.endpoints[{i}]"), item, connections);
+                endpoints.extend(read.transpose().and_then(|r| self.keep(r)));
+            }
+        }
+        let t: RawTool = self.keep(self.doc.de(&key, Doc::rebuild(entries, span)))?;
+
+        let sha = t.sha256.get_ref().to_ascii_lowercase();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            self.errors.push(self.doc.error(
+                t.sha256.span(),
+                format!("{key}.sha256"),
+                format!("expected 64 hex digits, got {:?}", t.sha256.get_ref()),
+            ));
+            return None;
+        }
+        let lines = ToolLines {
+            table: self.doc.line(name.span().start),
+            sha256: self.doc.line(t.sha256.span().start),
+            config: t
+                .config
+                .keys()
+                .map(|k| (k.get_ref().clone(), self.doc.line(k.span().start)))
+                .collect(),
+        };
+        Some(ToolConfig {
+            source: self.base.join(&t.source),
+            sha256: sha,
+            endpoints,
+            config: t
+                .config
+                .into_iter()
+                .map(|(k, v)| (k.into_inner(), v))
+                .collect(),
+            limits: t.limits,
+            strict: t.strict,
+            lines,
+        })
+    }
+
+    /// Reads one endpoint grant; `Ok(None)` when it names a connection
+    /// whose own definition was already reported as broken.
+    fn endpoint(
+        &self,
+        key: &str,
+        value: Value<'a>,
+        connections: &BTreeMap<String, ConnectionConfig>,
+    ) -> Result<Option<EndpointGrant>, ConfigError> {
+        let line = self.doc.line(value.span().start);
+        let e: RawEndpoint = self.doc.de(key, value)?;
+        let unauthenticated = e.unauthenticated.as_ref().is_some_and(|u| *u.get_ref());
+        let connection = match (e.connection, unauthenticated) {
+            (Some(c), false) => {
+                if self.broken_connections.contains(c.get_ref()) {
+                    return Ok(None);
+                }
+                let Some(conn) = connections.get(c.get_ref()) else {
+                    return Err(self.doc.error(
+                        c.span(),
+                        format!("{key}.connection"),
+                        format!(
+                            "no connection named {:?} (known: {})",
+                            c.get_ref(),
+                            known(connections)
+                        ),
+                    ));
+                };
+                if !covered_by_audience(e.url.get_ref(), conn) {
+                    return Err(self.doc.error(
+                        e.url.span(),
+                        format!("{key}.url"),
+                        format!(
+                            "{:?} is outside the audience of connection {:?}; its token may only go to {}",
+                            e.url.get_ref().to_string(),
+                            c.get_ref(),
+                            conn.audience
+                                .iter()
+                                .map(|a| a.origin_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+                Some(c.into_inner())
+            }
+            (None, true) => None,
+            (Some(c), true) => {
+                return Err(self.doc.error(
+                    c.span(),
+                    key,
+                    "set connection or unauthenticated = true, not both",
+                ));
+            }
+            (None, false) => {
+                return Err(self.doc.error(
+                    e.url.span(),
+                    key,
+                    "set connection = \"<name>\" to attach a token, or unauthenticated = true",
+                ));
             }
         };
-        let callers = super::serve::parse_callers(raw.callers, &at)?;
-
-        Ok(Config {
-            file: file.to_path_buf(),
-            vault,
-            connections,
-            tools,
-            host,
-            audit,
-            serve,
-            callers,
-        })
+        Ok(Some(EndpointGrant {
+            methods: e.methods,
+            url: e.url.into_inner(),
+            connection,
+            scopes: e.scopes,
+            allow_private: e.allow_private,
+            line,
+        }))
     }
 }
 
@@ -692,183 +935,5 @@ fn known(connections: &BTreeMap<String, ConnectionConfig>) -> String {
         .join(", ")
 }
 
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
-    (line, column)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
-[vault]
-dir = "data"
-
-[connections.demo]
-audience = ["http://127.0.0.1:8080"]
-
-[tools.fetch]
-source = "fetch.wasm"
-sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
-
-[[tools.fetch.endpoints]]
-url = "http://127.0.0.1:8080/**"
-methods = ["GET", "POST"]
-connection = "demo"
-allow_private = true
-"#;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("airlock.toml"), Path::new("/etc/airlock"))
-    }
-
-    fn error(text: &str) -> String {
-        parse(text).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn good_config_parses_with_paths_resolved() {
-        let c = parse(GOOD).unwrap();
-        assert_eq!(c.vault.dir, Path::new("/etc/airlock/data"));
-        let t = &c.tools["fetch"];
-        assert_eq!(t.source, Path::new("/etc/airlock/fetch.wasm"));
-        assert_eq!(t.endpoints[0].connection.as_deref(), Some("demo"));
-        assert_eq!(t.limits, Limits::default());
-    }
-
-    #[test]
-    fn unknown_key_names_file_line_and_key() {
-        let err = error(&GOOD.replace("allow_private = true", "allow_private = true\nretries = 3"));
-        assert!(err.starts_with("airlock.toml:17:"), "{err}");
-        assert!(err.contains("retries"), "{err}");
-    }
-
-    #[test]
-    fn bad_digest_is_located() {
-        let err = error(&GOOD.replace(
-            "0000000000000000000000000000000000000000000000000000000000000000",
-            "abc",
-        ));
-        assert!(err.starts_with("airlock.toml:10:"), "{err}");
-        assert!(err.contains("64 hex digits"), "{err}");
-    }
-
-    #[test]
-    fn unknown_connection_is_located() {
-        let err = error(&GOOD.replace("connection = \"demo\"", "connection = \"github\""));
-        assert!(err.starts_with("airlock.toml:15:"), "{err}");
-        assert!(
-            err.contains("no connection named \"github\"") && err.contains("known: demo"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn endpoint_outside_audience_is_refused() {
-        let err = error(&GOOD.replace(
-            "url = \"http://127.0.0.1:8080/**\"",
-            "url = \"http://127.0.0.1:9090/**\"",
-        ));
-        assert!(err.contains("outside the audience"), "{err}");
-    }
-
-    #[test]
-    fn endpoint_needs_connection_or_unauthenticated() {
-        let err = error(&GOOD.replace("connection = \"demo\"", ""));
-        assert!(err.contains("unauthenticated = true"), "{err}");
-    }
-
-    #[test]
-    fn bad_pattern_is_located() {
-        let err =
-            error(&GOOD.replace("url = \"http://127.0.0.1:8080/**\"", "url = \"ftp://x/**\""));
-        assert!(err.starts_with("airlock.toml:13:"), "{err}");
-    }
-
-    #[test]
-    fn connection_with_oauth_keys_parses_and_unknown_keys_are_refused() {
-        let text = GOOD.replace(
-            "audience = [\"http://127.0.0.1:8080\"]",
-            "audience = [\"http://127.0.0.1:8080\"]\nprovider = \"github\"\nclient_id = \"abc\"\nclient_secret_env = \"GH_SECRET\"",
-        );
-        let c = parse(&text).unwrap();
-        let oauth = c.connections["demo"].oauth.as_ref().unwrap();
-        assert_eq!(oauth.client_id, "abc");
-
-        let err = error(&text.replace("client_id", "client_idd"));
-        assert!(err.contains("client_idd"), "{err}");
-        let err = error(&text.replace(
-            "client_secret_env = \"GH_SECRET\"",
-            "client_secret = \"GH_SECRET\"",
-        ));
-        assert!(
-            err.starts_with("airlock.toml:5:") && err.contains("never written"),
-            "{err}"
-        );
-        assert!(!err.contains("GH_SECRET"), "{err}");
-    }
-
-    #[test]
-    fn consent_base_url_must_be_https_or_loopback() {
-        let err = error(&format!(
-            "[host]\nconsent_base_url = \"http://airlock.example.com\"\n{GOOD}"
-        ));
-        assert!(
-            err.starts_with("airlock.toml:2:") && err.contains("only https"),
-            "{err}"
-        );
-        let c = parse(&format!(
-            "[host]\nconsent_base_url = \"http://127.0.0.1:8400\"\n{GOOD}"
-        ))
-        .unwrap();
-        assert_eq!(
-            c.host.consent_base_url.unwrap().as_str(),
-            "http://127.0.0.1:8400/"
-        );
-    }
-
-    #[test]
-    fn bad_limit_type_is_located() {
-        let err = error(&GOOD.replace(
-            "[[tools.fetch.endpoints]]",
-            "limits = { max_requests = \"many\" }\n[[tools.fetch.endpoints]]",
-        ));
-        assert!(err.starts_with("airlock.toml:12:"), "{err}");
-    }
-
-    #[test]
-    fn host_limits_parse_and_default() {
-        let c = parse(GOOD).unwrap();
-        assert_eq!(c.host.max_concurrent_calls, 64);
-        assert_eq!(c.host.max_concurrent_calls_per_user, 8);
-        assert_eq!(c.host.wasm_stack_kib, 512);
-        let text = format!(
-            "[host]\nmax_concurrent_calls = 3\nmax_concurrent_calls_per_user = 1\nwasm_stack_kib = 128\n{GOOD}"
-        );
-        let c = parse(&text).unwrap();
-        assert_eq!(c.host.max_concurrent_calls, 3);
-        assert_eq!(c.host.max_concurrent_calls_per_user, 1);
-        assert_eq!(c.host.wasm_stack_kib, 128);
-    }
-
-    #[test]
-    fn host_limits_below_their_minimum_are_located() {
-        let err = error(&format!("[host]\nmax_concurrent_calls = 0\n{GOOD}"));
-        assert!(err.starts_with("airlock.toml:2:"), "{err}");
-        assert!(
-            err.contains("host.max_concurrent_calls: expected at least 1, got 0"),
-            "{err}"
-        );
-        let err = error(&format!("[host]\nwasm_stack_kib = 8\n{GOOD}"));
-        assert!(
-            err.contains("host.wasm_stack_kib: expected at least 64, got 8"),
-            "{err}"
-        );
-    }
-}
+mod tests;

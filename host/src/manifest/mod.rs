@@ -5,13 +5,21 @@
 //! names the file, the line and what was expected.
 
 pub mod config;
+pub mod declaration;
+mod doc;
+pub mod effective;
 pub mod oauth;
 pub mod pattern;
+pub mod section;
 pub mod serve;
 
 pub use config::{
     AuditSettings, Config, ConfigError, ConnectionConfig, EndpointGrant, Limits, ToolConfig,
-    VaultConfig,
+    ToolLines, VaultConfig,
 };
+pub use declaration::{
+    Declaration, DeclaredConnection, DeclaredEndpoint, DeclaredKey, DeclaredUrl,
+};
+pub use effective::{Effective, Finding, FindingKind};
 pub use oauth::{ClientAuth, OAuthSettings, ProviderKind, SecretSource};
 pub use serve::{ApiKeyConfig, CallersConfig, OidcConfig, ServeConfig, UserSet};

@@ -17,6 +17,8 @@ use idna::AsciiDenyList;
 use idna::uts46::{DnsLength, Hyphens, Uts46};
 use serde::{Deserialize, Serialize};
 
+mod algebra;
+
 /// Longest DNS name in bytes, without the trailing root dot (RFC 1035).
 const MAX_NAME: usize = 253;
 /// Longest DNS label in bytes (RFC 1035).

@@ -522,3 +522,112 @@ fn header_corpus() {
         assert_eq!(got, *expected, "header {name:?}: {value:?}");
     }
 }
+
+/// Every reason there is, one of each; the match makes a new variant a
+/// compile error here until it is listed.
+fn every_reason() -> Vec<DenyReason> {
+    let all = vec![
+        DenyReason::UnsupportedScheme,
+        DenyReason::Userinfo,
+        DenyReason::Fragment,
+        DenyReason::ForbiddenCharacter("a backslash"),
+        DenyReason::InvalidHost("is empty"),
+        DenyReason::InvalidPort,
+        DenyReason::InvalidUrl("no path"),
+        DenyReason::AmbiguousPath,
+        DenyReason::InvalidMethod,
+        DenyReason::ForbiddenMethod,
+        DenyReason::ForbiddenHeader("cookie".into()),
+        DenyReason::InvalidHeader("control character"),
+        DenyReason::NoMatchingGrant,
+        DenyReason::MethodNotGranted,
+        DenyReason::PrivateAddress(AddrClass::Loopback),
+        DenyReason::MetadataAddress,
+        DenyReason::UnroutableAddress(AddrClass::Multicast),
+        DenyReason::RequestLimit,
+    ];
+    for reason in &all {
+        match reason {
+            DenyReason::UnsupportedScheme
+            | DenyReason::Userinfo
+            | DenyReason::Fragment
+            | DenyReason::ForbiddenCharacter(_)
+            | DenyReason::InvalidHost(_)
+            | DenyReason::InvalidPort
+            | DenyReason::InvalidUrl(_)
+            | DenyReason::AmbiguousPath
+            | DenyReason::InvalidMethod
+            | DenyReason::ForbiddenMethod
+            | DenyReason::ForbiddenHeader(_)
+            | DenyReason::InvalidHeader(_)
+            | DenyReason::NoMatchingGrant
+            | DenyReason::MethodNotGranted
+            | DenyReason::PrivateAddress(_)
+            | DenyReason::MetadataAddress
+            | DenyReason::UnroutableAddress(_)
+            | DenyReason::RequestLimit => {}
+        }
+    }
+    all
+}
+
+/// The audit event the egress gate records for a denial.
+fn denial_event(method: &str, host: &str, code: &str) -> crate::audit::Event {
+    use crate::audit::{Decision, Event, EventKind};
+    let mut e = Event::new(
+        EventKind::Request,
+        "0123456789abcdef01234567",
+        "alice",
+        "corpus",
+        "fetch.fetch",
+        &"ab".repeat(32),
+    );
+    e.method = Some(method.to_owned());
+    e.host = Some(host.to_owned());
+    e.decision = Some(Decision::Deny);
+    e.reason = Some(code.to_owned());
+    e
+}
+
+#[test]
+fn every_reason_code_passes_the_audit_rule() {
+    let reasons = every_reason();
+    let codes: std::collections::BTreeSet<&str> = reasons.iter().map(DenyReason::code).collect();
+    assert_eq!(codes.len(), reasons.len(), "codes are distinct");
+    for code in codes {
+        denial_event("GET", "example.com", code)
+            .validate()
+            .unwrap_or_else(|e| panic!("reason code {code:?}: {e}"));
+    }
+}
+
+#[test]
+fn every_corpus_denial_produces_a_valid_audit_event() {
+    let policy = Policy::new(grants()).unwrap();
+    let mut denials = 0;
+    for (method, scheme, authority, path, _) in rows() {
+        let D(code) = run(&policy, method, scheme, &authority, &path) else {
+            continue;
+        };
+        // As the gate does: the canonical host when the URL parsed, else a
+        // placeholder (the raw URL is never recorded).
+        let host = Target::parse(scheme, &authority, &path)
+            .map_or_else(|_| "invalid".to_owned(), |t| t.host.to_string());
+        let event = denial_event(method, &host, code);
+        event
+            .validate()
+            .unwrap_or_else(|e| panic!("{method} {scheme} {authority:?} {path:?}: {e}"));
+        assert_eq!(event.reason.as_deref(), Some(code));
+        denials += 1;
+    }
+    for (name, value, expected) in HEADERS {
+        if let Err(reason) = check_header(name, value) {
+            denial_event("GET", "example.com", reason.code())
+                .validate()
+                .unwrap();
+            assert_eq!(Some(reason.code()), *expected);
+            denials += 1;
+        }
+    }
+    assert!(denials > 150, "only {denials} denials were checked");
+}

@@ -30,6 +30,8 @@
 //! in an on-disk cache ([`cache`]) under the data directory.
 
 pub mod cache;
+mod check;
+mod declared;
 mod engine;
 mod output;
 mod state;
@@ -49,10 +51,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
+pub use check::{CheckReport, Problem, Severity, check};
+pub use declared::{DeclarationError, find_declaration};
 pub use engine::EPOCH_TICK;
 
 /// A loaded set of tools, ready to be called.
@@ -121,6 +126,8 @@ struct LoadedTool {
     exports: Vec<ComponentExportIndex>,
     egress: Arc<ToolEgress>,
     config: Arc<BTreeMap<String, String>>,
+    /// What did not line up between declaration and grant (logged at load).
+    findings: Vec<crate::manifest::Finding>,
 }
 
 /// One tool as the agent runtime sees it.
@@ -222,6 +229,27 @@ pub enum LoadError {
         /// The cause.
         source: crate::policy::PolicyError,
     },
+    /// The component's declaration cannot be used.
+    #[error("tool {tool:?}: {source}")]
+    Declaration {
+        /// Tool name.
+        tool: String,
+        /// The cause.
+        source: DeclarationError,
+    },
+    /// A strict tool asks for something the config does not grant, or has
+    /// no declaration.
+    #[error(
+        "tool {tool:?} is strict and was not loaded: {}",
+        findings.iter().map(|f| f.describe()).collect::<Vec<_>>().join("; ")
+    )]
+    Strict {
+        /// Tool name.
+        tool: String,
+        /// Each need that is not granted, with the config lines that would
+        /// grant it.
+        findings: Vec<crate::manifest::Finding>,
+    },
     /// The vault could not be opened.
     #[error(transparent)]
     Vault(#[from] VaultError),
@@ -267,6 +295,12 @@ pub enum CallError {
         limit: &'static str,
         /// The configured value.
         value: u64,
+    },
+    /// The call was cancelled before it finished; the guest was stopped.
+    #[error("tool {tool:?}: call cancelled")]
+    Cancelled {
+        /// Tool name.
+        tool: String,
     },
     /// The guest trapped.
     #[error("tool {tool:?} failed: {reason}")]
@@ -334,7 +368,9 @@ impl Host {
                 &linker,
                 name,
                 tool_config,
+                config,
             )?);
+            declared::log_findings(name, config, &tool.findings);
             for (i, def) in tool.defs.iter().enumerate() {
                 by_name.insert(def.name.clone(), (tool.clone(), i));
             }
@@ -391,6 +427,19 @@ impl Host {
 
     /// Runs one tool for one user in a fresh instance.
     pub async fn call(&self, request: CallRequest) -> Result<CallOutput, CallError> {
+        self.call_cancellable(request, &CancellationToken::new())
+            .await
+    }
+
+    /// Like [`Host::call`], but when `cancel` fires first the guest is
+    /// stopped and the call ends with [`CallError::Cancelled`], audited as a
+    /// `call_end` with reason `cancelled`. (Dropping the future of a running
+    /// call stops the guest too, but records no `call_end`.)
+    pub async fn call_cancellable(
+        &self,
+        request: CallRequest,
+        cancel: &CancellationToken,
+    ) -> Result<CallOutput, CallError> {
         let (tool, index) = self
             .by_name
             .get(&request.tool)
@@ -428,11 +477,13 @@ impl Host {
         ));
         let span = crate::audit::span_for_call(&def.name, &request.user, &request.caller, &call_id);
         let result = match self.slots.take(&request.user) {
-            Ok(_slot) => {
-                self.run(&tool, index, &params, call.clone())
-                    .instrument(span)
-                    .await
-            }
+            Ok(_slot) => tokio::select! {
+                result = self.run(&tool, index, &params, call.clone()).instrument(span) => result,
+                // Dropping the run drops the store, which stops the guest.
+                () = cancel.cancelled() => Err(CallError::Cancelled {
+                    tool: def.name.clone(),
+                }),
+            },
             Err((limit, value)) => Err(CallError::Limit {
                 tool: def.name.clone(),
                 limit,
@@ -477,6 +528,7 @@ impl Host {
             Err(CallError::Limit { limit, .. }) => {
                 (Some(Decision::Error), Some(format!("limit_{limit}")))
             }
+            Err(CallError::Cancelled { .. }) => (Some(Decision::Error), Some("cancelled".into())),
             Err(_) => (Some(Decision::Error), Some("trap".into())),
         };
         self.record(end);
@@ -591,6 +643,7 @@ fn load_tool(
     linker: &Linker<CallState>,
     name: &str,
     config: &ToolConfig,
+    operator: &Config,
 ) -> Result<LoadedTool, LoadError> {
     let bytes = std::fs::read(&config.source).map_err(|source| LoadError::Read {
         tool: name.into(),
@@ -648,8 +701,20 @@ fn load_tool(
         exports.push(index);
     }
 
-    // FIXME(#3): intersect with the tool's own declaration once it ships one.
-    let grants: Vec<Grant> = config
+    // The tool gets what it declared and the operator granted, no more.
+    let declaration = declared::find_declaration(&bytes, &config.source).map_err(|source| {
+        LoadError::Declaration {
+            tool: name.into(),
+            source,
+        }
+    })?;
+    let effective = declared::effective_grant(name, config, operator, declaration.as_ref())
+        .map_err(|findings| LoadError::Strict {
+            tool: name.into(),
+            findings,
+        })?;
+    declared::check_operator_grants(name, config)?;
+    let grants: Vec<Grant> = effective
         .endpoints
         .iter()
         .map(|e| Grant {
@@ -659,7 +724,11 @@ fn load_tool(
             allow_private: e.allow_private,
         })
         .collect();
-    let scopes = config.endpoints.iter().map(|e| e.scopes.clone()).collect();
+    let scopes = effective
+        .endpoints
+        .iter()
+        .map(|e| e.scopes.clone())
+        .collect();
     let policy = Policy::new(grants).map_err(|source| LoadError::Policy {
         tool: name.into(),
         source,
@@ -677,7 +746,8 @@ fn load_tool(
         defs,
         exports,
         egress,
-        config: Arc::new(config.config.clone()),
+        config: Arc::new(effective.config),
+        findings: effective.findings,
     })
 }
 

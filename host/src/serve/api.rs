@@ -55,7 +55,7 @@ pub(super) async fn call(
             .and_then(|Json(b)| b.arguments)
             .unwrap_or_else(|| serde_json::json!({})),
     };
-    // A client that hangs up drops this future, and with it the guest.
+    // A client that hangs up drops this future, which cancels the call.
     match server
         .call(request, &guard, &CancellationToken::new())
         .await
@@ -95,7 +95,8 @@ pub(super) async fn health(State(server): State<Arc<Server>>) -> Response {
 
 /// `GET /metrics`.
 pub(super) async fn metrics(State(server): State<Arc<Server>>) -> Response {
-    let text = server.metrics().render(server.calls().in_flight());
+    let host = super::metrics::HostCounts::of(server.host());
+    let text = server.metrics().render(server.calls().in_flight(), &host);
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         text,

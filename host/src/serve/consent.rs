@@ -17,11 +17,10 @@
 //! A call that still needs consent after the user answered ends in a tool
 //! error with the URL, so a client is never asked twice for one call.
 //!
-//! FIXME(#6): the end-to-end consent test, in which the user completes
-//! consent against the local OAuth server and the retried call succeeds,
-//! needs the broker's consent routes (#4); `tests/e2e/mcp_consent.rs` tests
-//! the prompts with `consent_fallback_url` and links the account through the
-//! vault instead.
+//! `tests/e2e/mcp_consent.rs` walks the whole round with the MCP Python SDK:
+//! the elicited URL is the broker's `/consent/start`, the user completes
+//! consent at the local OAuth server, and the retried call reaches the
+//! upstream with the new token.
 
 use super::CallGuard;
 use super::mcp::{McpHandler, protocol_error, to_response};

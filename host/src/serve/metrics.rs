@@ -1,16 +1,18 @@
 //! Counters and latency histograms, written in the Prometheus text format.
 //!
 //! Label values come only from names the host knows (loaded tool names,
-//! fixed outcome and reason codes), never from what a caller sent, so a
-//! caller cannot grow the label set.
+//! configured connection names, fixed outcome and reason codes), never from
+//! what a caller sent, so a caller cannot grow the label set.
 //!
-//! FIXME(#6): egress policy denials and token refreshes happen inside the
-//! egress gate and the broker, which expose no counters yet; until they do,
-//! this module counts only what the server sees (calls, their outcomes and
-//! outbound request counts, caller refusals, consent prompts).
+//! [`Metrics`] counts what the server sees: calls, their outcomes and
+//! outbound request counts, caller refusals, consent prompts. Egress policy
+//! denials and token refreshes happen below it, in the egress gate and the
+//! broker, which keep their own counts; [`HostCounts`] carries those into
+//! each scrape.
 
 use super::CallFailure;
-use crate::runtime::{CallError, CallOutput};
+use crate::broker::RefreshCount;
+use crate::runtime::{CallError, CallOutput, Host};
 use crate::tools::ToolOutput;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,6 +31,26 @@ const UNKNOWN_TOOL: &str = "_unknown";
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+}
+
+/// Counts kept by the host itself, read at each scrape.
+#[derive(Debug, Clone, Default)]
+pub struct HostCounts {
+    /// Requests the egress gate denied, by reason code.
+    pub denials: Vec<(&'static str, u64)>,
+    /// Token refreshes, by connection and outcome.
+    pub refreshes: Vec<RefreshCount>,
+}
+
+impl HostCounts {
+    /// The counts of `host`'s egress gate and broker now.
+    pub fn of(host: &Host) -> HostCounts {
+        let egress = host.egress();
+        HostCounts {
+            denials: egress.denials(),
+            refreshes: egress.broker.refresh_counts(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -95,9 +117,10 @@ impl Metrics {
             .sum()
     }
 
-    /// Everything, in the Prometheus text exposition format (0.0.4);
-    /// `in_flight` is the current number of running calls.
-    pub fn render(&self, in_flight: usize) -> String {
+    /// Everything, in the Prometheus text exposition format (0.0.4), with
+    /// the host's own counts; `in_flight` is the current number of running
+    /// calls.
+    pub fn render(&self, in_flight: usize, host: &HostCounts) -> String {
         let inner = self.lock();
         let mut out = String::new();
 
@@ -192,6 +215,36 @@ impl Metrics {
         for (via, n) in &inner.consent {
             let _ = writeln!(out, "airlock_consent_prompts_total{{via=\"{via}\"}} {n}");
         }
+
+        header(
+            &mut out,
+            "airlock_egress_denials_total",
+            "counter",
+            "Outbound requests the egress policy denied, by reason code.",
+        );
+        for (reason, n) in &host.denials {
+            let _ = writeln!(
+                out,
+                "airlock_egress_denials_total{{reason=\"{}\"}} {n}",
+                escape(reason)
+            );
+        }
+
+        header(
+            &mut out,
+            "airlock_token_refreshes_total",
+            "counter",
+            "Token refreshes sent to OAuth providers, by connection and outcome.",
+        );
+        for r in &host.refreshes {
+            let _ = writeln!(
+                out,
+                "airlock_token_refreshes_total{{connection=\"{}\",outcome=\"{}\"}} {}",
+                escape(&r.connection),
+                escape(r.outcome),
+                r.count
+            );
+        }
         out
     }
 
@@ -224,6 +277,7 @@ fn outcome(result: &Result<CallOutput, CallFailure>) -> &'static str {
             CallError::InvalidUser(_) | CallError::InvalidArguments { .. } => "invalid_arguments",
             CallError::AuthorizationRequired(_) => "authorization_required",
             CallError::Limit { .. } => "limit",
+            CallError::Cancelled { .. } => "cancelled",
             _ => "trap",
         },
         Err(CallFailure::Cancelled) => "cancelled",
@@ -262,7 +316,7 @@ mod tests {
         m.record_call("fetch.fetch", &ok(), Duration::from_millis(30));
         m.record_call("fetch.fetch", &ok(), Duration::from_millis(700));
         m.record_call("fetch.fetch", &Err(CallFailure::Cancelled), Duration::ZERO);
-        let text = m.render(1);
+        let text = m.render(1, &HostCounts::default());
         assert!(text.contains("airlock_calls_total{tool=\"fetch.fetch\",outcome=\"ok\"} 2"));
         assert!(text.contains("outcome=\"cancelled\"} 1"), "{text}");
         assert!(text.contains("airlock_outbound_requests_total{tool=\"fetch.fetch\"} 4"));
@@ -279,7 +333,7 @@ mod tests {
         let m = Metrics::default();
         let err = Err(CallFailure::Host(CallError::UnknownTool("x\"} 9".into())));
         m.record_call("x\"} 9", &err, Duration::ZERO);
-        let text = m.render(0);
+        let text = m.render(0, &HostCounts::default());
         assert!(!text.contains("x\\\"} 9"), "{text}");
         assert!(text.contains("tool=\"_unknown\",outcome=\"unknown_tool\"} 1"));
     }
@@ -290,8 +344,44 @@ mod tests {
         m.record_refusal("not_entitled");
         m.record_refusal("not_entitled");
         m.record_consent("elicitation");
-        let text = m.render(0);
+        let text = m.render(0, &HostCounts::default());
         assert!(text.contains("airlock_caller_refusals_total{reason=\"not_entitled\"} 2"));
         assert!(text.contains("airlock_consent_prompts_total{via=\"elicitation\"} 1"));
+    }
+
+    #[test]
+    fn host_denials_and_refreshes_are_rendered_with_their_labels() {
+        let m = Metrics::default();
+        let host = HostCounts {
+            denials: vec![("no_matching_grant", 3), ("private_address", 1)],
+            refreshes: vec![
+                RefreshCount {
+                    connection: "demo".into(),
+                    outcome: "ok",
+                    count: 2,
+                },
+                RefreshCount {
+                    connection: "demo".into(),
+                    outcome: "rejected",
+                    count: 1,
+                },
+            ],
+        };
+        let text = m.render(0, &host);
+        assert!(text.contains("# TYPE airlock_egress_denials_total counter"));
+        assert!(text.contains("airlock_egress_denials_total{reason=\"no_matching_grant\"} 3"));
+        assert!(text.contains("airlock_egress_denials_total{reason=\"private_address\"} 1"));
+        assert!(
+            text.contains("airlock_token_refreshes_total{connection=\"demo\",outcome=\"ok\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "airlock_token_refreshes_total{connection=\"demo\",outcome=\"rejected\"} 1"
+            ),
+            "{text}"
+        );
+        let empty = m.render(0, &HostCounts::default());
+        assert!(!empty.contains("airlock_egress_denials_total{"), "{empty}");
     }
 }

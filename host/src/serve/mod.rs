@@ -32,7 +32,7 @@ mod shutdown;
 pub use auth::{Acting, AuthError, Callers, Principal, USER_HEADER};
 pub use http::{MCP_PATH, router, serve_http};
 pub use mcp::{McpHandler, serve_stdio};
-pub use metrics::Metrics;
+pub use metrics::{HostCounts, Metrics};
 pub use oidc::TokenError;
 pub use shutdown::{CallGuard, CallTracker};
 
@@ -42,6 +42,7 @@ use crate::runtime::{CallError, CallOutput, CallRequest, Host};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// A loaded host and what its front ends share.
 pub struct Server {
@@ -151,6 +152,11 @@ impl Server {
 
     /// Runs one call, stopping the guest when `cancel` fires or shutdown
     /// runs out of grace, and counts it in the metrics.
+    ///
+    /// The call runs in a task of its own, so a caller that goes away (an
+    /// HTTP client hanging up drops this future) cancels it rather than
+    /// cutting it off: every call that started ends with a `call_end` in
+    /// the audit, `cancelled` when it did not finish.
     pub async fn call(
         &self,
         request: CallRequest,
@@ -159,14 +165,28 @@ impl Server {
     ) -> Result<CallOutput, CallFailure> {
         let tool = request.tool.clone();
         let started = Instant::now();
-        // Dropping the call future drops the store, which stops the guest.
-        // FIXME(#6): a call cut off here leaves a `call_start` without a
-        // `call_end` in the audit; `Host::call` needs a cancellation token
-        // of its own to record the end.
-        let result = tokio::select! {
-            result = self.host.call(request) => result.map_err(CallFailure::Host),
-            () = cancel.cancelled() => Err(CallFailure::Cancelled),
-            () = guard.aborted() => Err(CallFailure::Cancelled),
+        let stop = cancel.child_token();
+        let _stop_on_drop = stop.clone().drop_guard();
+        let host = self.host.clone();
+        let token = stop.clone();
+        let mut task = tokio::spawn(
+            async move { host.call_cancellable(request, &token).await }.in_current_span(),
+        );
+
+        let joined = tokio::select! {
+            joined = &mut task => joined,
+            () = guard.aborted() => {
+                stop.cancel();
+                task.await
+            }
+        };
+        let result = match joined {
+            Ok(Err(CallError::Cancelled { .. })) => Err(CallFailure::Cancelled),
+            Ok(result) => result.map_err(CallFailure::Host),
+            Err(err) => Err(CallFailure::Host(CallError::Trap {
+                tool: tool.clone(),
+                reason: format!("call task failed: {err}"),
+            })),
         };
         self.metrics.record_call(&tool, &result, started.elapsed());
         result
