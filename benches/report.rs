@@ -308,6 +308,9 @@ fn missed(rows: &[Row]) -> String {
     text
 }
 
+// FIXME(#7): GET throughput at c=32 is 0.12-0.16x native against a 0.8x
+// target, and the c=1 added latency sits at the 60 us target (51-67 us
+// across runs); PROFILE says where the time goes.
 /// What a profile of item 2 shows. Written by hand from a `perf record`
 /// of `--only 2` on the release build; update it with the code.
 const PROFILE: &str = "\
