@@ -301,6 +301,7 @@ async fn github_sends_post_auth_and_reads_comma_scopes_and_errors_sent_with_200(
     // GitHub revokes through its REST API, which goes with its token
     // endpoint; moved to an address of no known shape, the broker does not
     // guess where the API is, and keeps the record.
+    s.recorder.take();
     let err = s.broker.revoke("alice", "github").await.unwrap_err();
     assert!(err.to_string().contains("set revoke_url"), "{err}");
     assert!(s.recorder.take().is_empty());

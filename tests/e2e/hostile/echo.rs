@@ -44,6 +44,23 @@ fn echo_script(r: &Received) -> Vec<Step> {
             body.push_str(&format!("{{\"token\":{}}}", serde_json::to_string(&token).unwrap()));
             ok(&[], body.as_bytes())
         }
+        "/case" => {
+            // The token with its case changed, raw and encoded.
+            let upper = token.to_ascii_uppercase();
+            let body = [
+                upper.clone(),
+                auth.to_ascii_lowercase(),
+                hex::encode_upper(&token).to_ascii_lowercase(),
+                percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+                    .to_ascii_lowercase(),
+                base64::engine::general_purpose::STANDARD
+                    .encode(&token)
+                    .to_ascii_lowercase(),
+            ]
+            .join("\n");
+            ok(&[format!("x-upper: {upper}")], body.as_bytes())
+        }
         "/header-name" => ok(&[format!("x-{token}: 1"), "x-fine: yes".into()], b"ok"),
         "/header-values" => ok(
             &[
@@ -238,6 +255,26 @@ async fn rogue_upstream_echoes_come_back_redacted() {
     // The upstream did receive the token: the echoes were real.
     let seen = t.upstream.as_ref().unwrap().requests();
     assert!(seen.iter().all(|r| r.token() == t.rogue_token));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn case_changed_echoes_come_back_redacted() {
+    let mut t = Hostile::new("echo-case", rogue());
+    let up = t.rogue();
+    let response = ok(t.call("hostile.send", get(&up, "/case")).await);
+    assert_eq!(response["status"], 200);
+    let body = response["body"].as_str().unwrap();
+    assert_eq!(
+        body, "[REDACTED]\nbearer [REDACTED]\n[REDACTED]\n[REDACTED]\n[REDACTED]",
+        "{response}"
+    );
+    assert_eq!(header(&response, "headers", "x-upper"), Some("[REDACTED]"));
+    // The canary's random part in any case, anywhere in what came back.
+    let random = &t.rogue_token["airlock-canary-".len()..];
+    let seen = response.to_string().to_ascii_lowercase();
+    assert!(!seen.contains(random), "{seen}");
+    assert!(!seen.contains(&hex::encode(random)), "{seen}");
     t.finish().await;
 }
 
