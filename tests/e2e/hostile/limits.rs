@@ -147,7 +147,8 @@ async fn the_stack_limit_is_per_tool() {
             ..Setup::default()
         },
     );
-    assert_eq!(small.host.engine_count(), 1);
+    // The fixture's fetch tool keeps the host's default: two engines.
+    assert_eq!(small.host.engine_count(), 2);
     let (name, value, _) = limit(
         small
             .call("hostile.recurse", json!({ "depth": 10_000_000 }))
