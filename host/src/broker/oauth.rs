@@ -366,13 +366,7 @@ impl Provider {
         // GitHub explains a refusal in `message`; it is quoted unless it
         // repeats a credential.
         let reply: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
-        let message: String = reply["message"]
-            .as_str()
-            .unwrap_or("")
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect();
+        let message = provider_text(&reply["message"]);
         let leaks = [value.as_str(), secret.secret().as_str()]
             .iter()
             .any(|s| message.contains(s));
@@ -595,13 +589,7 @@ where
             if matches!(code.as_str(), "invalid_grant" | "invalid_refresh_token") {
                 return Failure::InvalidGrant;
             }
-            let description: String = json["error_description"]
-                .as_str()
-                .unwrap_or("")
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect();
+            let description = provider_text(&json["error_description"]);
             if description.is_empty() {
                 Failure::Rejected(code)
             } else {
@@ -615,4 +603,16 @@ where
         )),
         RequestTokenError::Other(e) => Failure::Broken(e),
     }
+}
+
+/// A provider's explanation, as text fit to quote: control characters
+/// dropped, cut to 200 characters; empty when it is not a string.
+fn provider_text(value: &serde_json::Value) -> String {
+    value
+        .as_str()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
 }
