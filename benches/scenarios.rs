@@ -223,7 +223,7 @@ impl Bench {
     pub fn compile_vs_hit(&self, sizes: Sizes) -> (Samples, Samples) {
         let wasm = std::fs::read(airlock_tests::guests::FETCH).unwrap();
         let digest = hex::encode(sha2::Sha256::digest(&wasm));
-        let engine = self.host.engine();
+        let engine = self.host.engine("fetch").expect("the bench loads fetch");
 
         let mut compile = Samples::with_capacity(sizes.compiles);
         for i in 0..sizes.compiles {

@@ -67,61 +67,16 @@ impl Secret {
     /// percent-encoded (upper and lower hex), JSON-escaped, hex, and the
     /// alignment-independent core of its standard and URL-safe base64 forms at
     /// each of the three offsets a base64 encoder can start it at.
+    ///
+    /// The same forms of the upper- and lower-cased secret are included, so
+    /// that an upstream that changes the case and then encodes (hex of an
+    /// upper-cased token, say) is caught too.
     pub fn echo_forms(&self) -> Vec<Zeroizing<Vec<u8>>> {
-        let raw = &self.0;
-        let mut forms: Vec<Zeroizing<Vec<u8>>> = vec![Zeroizing::new(raw.to_vec())];
-
-        let mut percent_upper = Zeroizing::new(Vec::new());
-        let mut percent_symbols = Zeroizing::new(Vec::new());
-        let mut percent_all = Zeroizing::new(Vec::new());
-        let mut json = Zeroizing::new(Vec::new());
-        for &b in raw.iter() {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                percent_upper.push(b);
-            } else {
-                percent_upper.extend_from_slice(format!("%{b:02X}").as_bytes());
-            }
-            // Encoders that escape every byte but letters and digits.
-            if b.is_ascii_alphanumeric() {
-                percent_symbols.push(b);
-            } else {
-                percent_symbols.extend_from_slice(format!("%{b:02X}").as_bytes());
-            }
-            percent_all.extend_from_slice(format!("%{b:02X}").as_bytes());
-            match b {
-                b'/' | b'"' | b'\\' => json.extend_from_slice(&[b'\\', b]),
-                _ => json.push(b),
-            }
-        }
-        let percent_lower = Zeroizing::new(lowercase_escapes(&percent_upper));
-        let percent_all_lower = Zeroizing::new(lowercase_escapes(&percent_all));
-        let percent_symbols_lower = Zeroizing::new(lowercase_escapes(&percent_symbols));
-        forms.extend([
-            percent_upper,
-            percent_lower,
-            percent_symbols,
-            percent_symbols_lower,
-            percent_all,
-            percent_all_lower,
-            json,
-        ]);
-
-        let hex_lower = Zeroizing::new(hex::encode(raw).into_bytes());
-        let hex_upper = Zeroizing::new(hex::encode_upper(raw).into_bytes());
-        forms.extend([hex_lower, hex_upper]);
-
-        // A base64 encoder groups input in threes, so the secret's encoding
-        // depends on where in a group it starts. Skip the bytes that share a
-        // group with unknown neighbours; the rest encodes the same anywhere.
-        for offset in 0..3 {
-            let start = (3 - offset) % 3;
-            let whole = (raw.len() - start) / 3 * 3;
-            let core = &raw[start..start + whole];
-            for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-                forms.push(Zeroizing::new(engine.encode(core).into_bytes()));
-            }
-        }
-
+        let upper = Zeroizing::new(self.0.to_ascii_uppercase());
+        let lower = Zeroizing::new(self.0.to_ascii_lowercase());
+        let mut forms = forms_of(&self.0);
+        forms.extend(forms_of(&upper));
+        forms.extend(forms_of(&lower));
         forms.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
         forms.dedup_by(|a, b| a.as_slice() == b.as_slice());
         forms
@@ -149,6 +104,63 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// The echo forms of one spelling of a secret; see [`Secret::echo_forms`].
+fn forms_of(raw: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut forms: Vec<Zeroizing<Vec<u8>>> = vec![Zeroizing::new(raw.to_vec())];
+
+    let mut percent_upper = Zeroizing::new(Vec::new());
+    let mut percent_symbols = Zeroizing::new(Vec::new());
+    let mut percent_all = Zeroizing::new(Vec::new());
+    let mut json = Zeroizing::new(Vec::new());
+    for &b in raw.iter() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            percent_upper.push(b);
+        } else {
+            percent_upper.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+        // Encoders that escape every byte but letters and digits.
+        if b.is_ascii_alphanumeric() {
+            percent_symbols.push(b);
+        } else {
+            percent_symbols.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+        percent_all.extend_from_slice(format!("%{b:02X}").as_bytes());
+        match b {
+            b'/' | b'"' | b'\\' => json.extend_from_slice(&[b'\\', b]),
+            _ => json.push(b),
+        }
+    }
+    let percent_lower = Zeroizing::new(lowercase_escapes(&percent_upper));
+    let percent_all_lower = Zeroizing::new(lowercase_escapes(&percent_all));
+    let percent_symbols_lower = Zeroizing::new(lowercase_escapes(&percent_symbols));
+    forms.extend([
+        percent_upper,
+        percent_lower,
+        percent_symbols,
+        percent_symbols_lower,
+        percent_all,
+        percent_all_lower,
+        json,
+    ]);
+
+    let hex_lower = Zeroizing::new(hex::encode(raw).into_bytes());
+    let hex_upper = Zeroizing::new(hex::encode_upper(raw).into_bytes());
+    forms.extend([hex_lower, hex_upper]);
+
+    // A base64 encoder groups input in threes, so the secret's encoding
+    // depends on where in a group it starts. Skip the bytes that share a
+    // group with unknown neighbours; the rest encodes the same anywhere.
+    for offset in 0..3 {
+        let start = (3 - offset) % 3;
+        let whole = (raw.len() - start) / 3 * 3;
+        let core = &raw[start..start + whole];
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            forms.push(Zeroizing::new(engine.encode(core).into_bytes()));
+        }
+    }
+    forms
 }
 
 impl std::fmt::Debug for Secret {

@@ -10,9 +10,12 @@
 //! one reached the disk is then recovered by the next refresh with the
 //! stored token. Against a provider without such an interval (Box, or
 //! oidc-provider's default), a kill in that window loses the link: no
-//! client can store a token it has not received yet.
+//! client can store a token it has not received yet. The last test here
+//! pins what the user sees then: authorization required, with a consent
+//! URL, as for any dead link.
 
-use crate::oauth_support::OAuthFixture;
+use crate::oauth_support::{Browser, CLIENT_ID, OAuthFixture, plain};
+use airlock::broker::{BrokerOptions, TokenOutcome};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -135,4 +138,74 @@ async fn sigkill_during_refresh_leaves_every_record_readable_and_usable() {
     // Every refresh token presented was live or within the reuse interval:
     // none was refused as already used.
     assert_eq!(fx.op.reuses().await, 0);
+}
+
+#[tokio::test]
+async fn rotation_lost_before_the_store_without_a_reuse_interval_asks_for_consent() {
+    // oidc-provider's default: a rotated refresh token is dead at once, and
+    // presenting it again revokes the whole grant.
+    let fx = OAuthFixture::new(json!({ "access_ttl": 3600 }), &["openid"], "");
+    fx.link(&fx.broker(Default::default()), "alice").await;
+    let stored = fx.record("alice").unwrap();
+
+    // What a kill between the provider's rotation and our store leaves: the
+    // provider has spent the stored refresh token, and its reply is lost.
+    let spent = Browser::default()
+        .post_form(
+            &format!("{}/token", fx.op.issuer),
+            (CLIENT_ID, &fx.op.client_secret),
+            &[
+                ("grant_type", "refresh_token"),
+                (
+                    "refresh_token",
+                    &plain(stored.refresh_token.as_ref().unwrap()),
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(spent.status, 200, "{}", spent.body);
+    assert_eq!(fx.op.refreshes().await, 1);
+    fx.expire("alice");
+
+    let base = url::Url::parse("http://127.0.0.1:9/airlock/").unwrap();
+    let broker = fx.broker(BrokerOptions {
+        consent_base_url: Some(base),
+        ..BrokerOptions::default()
+    });
+    let required = match broker.token("alice", "demo", &[]).await.unwrap() {
+        TokenOutcome::AuthorizationRequired(r) => r,
+        other => panic!("expected authorization required, got {other:?}"),
+    };
+    assert_eq!(required.connection, "demo");
+    assert_eq!(required.reason, "refresh_rejected");
+    let consent = required.consent_url.expect("a consent URL");
+    assert!(
+        consent.starts_with("http://127.0.0.1:9/airlock/consent/start?"),
+        "{consent}"
+    );
+    let params = crate::oauth_support::query(&consent);
+    assert_eq!(
+        (params["user"].as_str(), params["connection"].as_str()),
+        ("alice", "demo")
+    );
+    // The provider refused the spent token once.
+    let refusals = |stats: &serde_json::Value| -> u64 {
+        stats["errors"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("invalid_grant"))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum()
+    };
+    let stats = fx.op.stats().await;
+    assert_eq!(refusals(&stats), 1, "{stats}");
+    assert!(fx.record("alice").is_none(), "the dead link is removed");
+
+    // Asked again, the answer is the same, without another refresh attempt.
+    match broker.token("alice", "demo", &[]).await.unwrap() {
+        TokenOutcome::AuthorizationRequired(r) => assert_eq!(r.reason, "not_linked"),
+        other => panic!("expected authorization required, got {other:?}"),
+    }
+    assert_eq!(refusals(&fx.op.stats().await), 1);
 }

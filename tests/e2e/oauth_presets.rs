@@ -6,7 +6,7 @@
 //! is the requests the broker makes and what it stores from the replies.
 
 use crate::oauth_support::{now, plain, query};
-use airlock::broker::{Broker, BrokerOptions, TokenOutcome};
+use airlock::broker::{AtProvider, Broker, BrokerOptions, TokenOutcome};
 use airlock::manifest::Config;
 use airlock::vault::{LocalVault, TokenRecord};
 use base64::Engine as _;
@@ -27,6 +27,7 @@ struct Seen {
     path: String,
     headers: http::HeaderMap,
     form: BTreeMap<String, String>,
+    body: Bytes,
 }
 
 #[derive(Default)]
@@ -66,6 +67,7 @@ impl Recorder {
                                     path: path.clone(),
                                     headers: parts.headers,
                                     form,
+                                    body: body.clone(),
                                 });
                                 let (status, reply) = state
                                     .replies
@@ -296,9 +298,129 @@ async fn github_sends_post_auth_and_reads_comma_scopes_and_errors_sent_with_200(
     assert!(err.to_string().contains("bad_verification_code"), "{err}");
     assert_eq!(s.token("github").await, "gho_access_0123456789abcdef");
 
-    // GitHub has no RFC 7009 endpoint: revoke removes the record only.
+    // GitHub revokes through its REST API, which goes with its token
+    // endpoint; moved to an address of no known shape, the broker does not
+    // guess where the API is, and keeps the record.
+    s.recorder.take();
+    let err = s.broker.revoke("alice", "github").await.unwrap_err();
+    assert!(err.to_string().contains("set revoke_url"), "{err}");
+    assert!(s.recorder.take().is_empty());
+    assert!(s.vault.get("alice", "github").unwrap().is_some());
+}
+
+const GITHUB_GRANT: &str = "/api/v3/applications/client%20id%2Fgithub/grant";
+
+#[tokio::test]
+async fn github_revokes_the_grant_through_its_rest_api() {
+    let mut s = setup("github", |port| {
+        format!("provider = \"github\"\nrevoke_url = \"http://127.0.0.1:{port}{GITHUB_GRANT}\"")
+    })
+    .await;
+    let access = "ghu_access_0123456789abcdef";
+    s.link(
+        "github",
+        json!({"access_token": access, "token_type": "bearer", "expires_in": 28800, "refresh_token": "ghr_refresh_0123456789abcdef"}),
+    )
+    .await;
+    s.recorder.take();
+
+    s.recorder.reply(GITHUB_GRANT, 204, json!(null));
     let revoked = s.broker.revoke("alice", "github").await.unwrap();
-    assert!(!revoked.at_provider && revoked.removed);
+    assert_eq!(revoked.at_provider, AtProvider::Revoked);
+    assert!(revoked.removed);
+    assert!(s.vault.get("alice", "github").unwrap().is_none());
+    let seen = s.recorder.take();
+    assert_eq!(seen.len(), 1);
+    assert_github_revocation(&seen[0], access);
+
+    // An expired access token cannot name the grant: it is refreshed
+    // first, and the fresh one goes in the body.
+    s.link(
+        "github",
+        json!({"access_token": access, "token_type": "bearer", "expires_in": 28800, "refresh_token": "ghr_refresh_0123456789abcdef"}),
+    )
+    .await;
+    s.expire("github");
+    s.recorder.take();
+    s.recorder.reply(
+        "/github/token",
+        200,
+        json!({"access_token": "ghu_fresh_0123456789abcdef", "token_type": "bearer", "expires_in": 28800, "refresh_token": "ghr_next_0123456789abcdef"}),
+    );
+    s.recorder.reply(GITHUB_GRANT, 204, json!(null));
+    let revoked = s.broker.revoke("alice", "github").await.unwrap();
+    assert_eq!(revoked.at_provider, AtProvider::Revoked);
+    let seen = s.recorder.take();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].form["grant_type"], "refresh_token");
+    assert_github_revocation(&seen[1], "ghu_fresh_0123456789abcdef");
+
+    // 404 and 422: the grant is already gone; the record goes too.
+    for status in [404, 422] {
+        s.link(
+            "github",
+            json!({"access_token": access, "token_type": "bearer"}),
+        )
+        .await;
+        s.recorder
+            .reply(GITHUB_GRANT, status, json!({"message": "Not Found"}));
+        let revoked = s.broker.revoke("alice", "github").await.unwrap();
+        assert_eq!(revoked.at_provider, AtProvider::AlreadyGone, "{status}");
+        assert!(revoked.removed && s.vault.get("alice", "github").unwrap().is_none());
+    }
+
+    // A refusal keeps the record and says why, quoting GitHub's message
+    // unless it repeats a credential.
+    s.link(
+        "github",
+        json!({"access_token": access, "token_type": "bearer"}),
+    )
+    .await;
+    s.recorder.reply(
+        GITHUB_GRANT,
+        403,
+        json!({"message": "Must have admin rights"}),
+    );
+    s.recorder.reply(
+        GITHUB_GRANT,
+        401,
+        json!({"message": format!("bad credentials {SECRET} for {access}")}),
+    );
+    let err = s
+        .broker
+        .revoke("alice", "github")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("revocation failed: status 403 Forbidden: \"Must have admin rights\""),
+        "{err}"
+    );
+    let err = s
+        .broker
+        .revoke("alice", "github")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("status 401"), "{err}");
+    for secret in [SECRET, access, "bad credentials"] {
+        assert!(!err.contains(secret), "{err}");
+    }
+    assert!(s.vault.get("alice", "github").unwrap().is_some());
+}
+
+/// Checks a revocation through GitHub's REST API.
+fn assert_github_revocation(seen: &Seen, access: &str) {
+    assert_eq!(seen.method, "DELETE");
+    assert_eq!(seen.path, GITHUB_GRANT);
+    // Plain Basic credentials, not form-encoded as at a token endpoint.
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("client id/github:{SECRET}"));
+    assert_eq!(seen.headers["authorization"], format!("Basic {basic}"));
+    assert_eq!(seen.headers["accept"], "application/vnd.github+json");
+    assert_eq!(seen.headers["content-type"], "application/json");
+    let body: Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(body, json!({ "access_token": access }));
 }
 
 #[tokio::test]
@@ -344,7 +466,7 @@ async fn google_asks_for_offline_access_and_keeps_the_refresh_token_a_reply_omit
     assert!(record.expires_at.unwrap() >= now() + 3590);
 
     let revoked = s.broker.revoke("alice", "google").await.unwrap();
-    assert!(revoked.at_provider && revoked.removed);
+    assert!(revoked.at_provider == AtProvider::Revoked && revoked.removed);
     let seen = s.recorder.take();
     assert_eq!(
         (seen[0].method.as_str(), seen[0].path.as_str()),
@@ -497,7 +619,7 @@ async fn box_refresh_tokens_are_single_use_and_each_refresh_sends_the_newest() {
     }
 
     let revoked = s.broker.revoke("alice", "box").await.unwrap();
-    assert!(revoked.at_provider);
+    assert_eq!(revoked.at_provider, AtProvider::Revoked);
     let seen = s.recorder.take();
     assert_eq!(seen[0].path, "/box/revoke");
     assert_eq!(seen[0].form["token"], "box-refresh-3-0123456789");

@@ -88,3 +88,85 @@ fn revoke_without_a_provider_removes_the_record_and_says_the_grant_remains() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no token stored"));
 }
+
+/// A fixture with a GitHub connection `gh` whose revocation endpoint is
+/// httpbin's `path`, and alice's canary token stored for it.
+fn github_at(path: &str) -> (Fixture, String, String) {
+    let port = airlock_tests::peers::httpbin().port;
+    let fx = Fixture::with_endpoints(&[&format!(
+        r#"
+[connections.gh]
+audience = ["https://api.github.com"]
+provider = "github"
+client_id = "Iv1.airlock-e2e"
+client_secret_file = "gh.secret"
+revoke_url = "http://127.0.0.1:{port}{path}"
+"#
+    )]);
+    let client_secret = format!("client-secret-{}", canary());
+    std::fs::write(fx.dir.path().join("gh.secret"), &client_secret).unwrap();
+    let token = canary();
+    fx.link_to("alice", "gh", &token);
+    (fx, token, client_secret)
+}
+
+fn revoke_gh(fx: &Fixture) -> (bool, String, String) {
+    let out = fx.airlock(
+        &["vault", "revoke", "--user", "alice", "--connection", "gh"],
+        None,
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn github_revoke_deletes_at_httpbin_and_removes_the_record() {
+    // httpbin's /anything takes the DELETE and answers 200; /status/204 is
+    // GitHub's own answer.
+    for path in [
+        "/anything/applications/Iv1.airlock-e2e/grant",
+        "/status/204",
+    ] {
+        let (fx, _, _) = github_at(path);
+        let (ok, stdout, stderr) = revoke_gh(&fx);
+        assert!(ok, "{path}: {stderr}");
+        assert!(
+            stdout.contains("revoked at the provider"),
+            "{path}: {stdout}"
+        );
+        let (ok, _, stderr) = revoke_gh(&fx);
+        assert!(
+            !ok && stderr.contains("no token stored"),
+            "{path}: {stderr}"
+        );
+    }
+    // httpbin's /status/... takes only the methods it lists: the request
+    // went out as a DELETE, or this would be 405 and a failure.
+    let (fx, _, _) = github_at("/status/404");
+    let (ok, stdout, stderr) = revoke_gh(&fx);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("no longer knew the grant"), "{stdout}");
+    let (ok, _, stderr) = revoke_gh(&fx);
+    assert!(!ok && stderr.contains("no token stored"), "{stderr}");
+}
+
+#[test]
+fn github_revoke_refused_keeps_the_record_and_names_no_secret() {
+    let (fx, token, client_secret) = github_at("/status/401");
+    let (ok, stdout, stderr) = revoke_gh(&fx);
+    assert!(!ok, "{stdout}");
+    assert!(stderr.contains("revocation failed: status 401"), "{stderr}");
+    let haystacks = vec![
+        ("stdout".to_string(), stdout.into_bytes()),
+        ("stderr".to_string(), stderr.into_bytes()),
+    ];
+    for secret in [&token, &client_secret] {
+        assert!(find_canary(secret, &haystacks).is_empty());
+    }
+    // Still stored: a second try reaches the provider again.
+    let (ok, _, stderr) = revoke_gh(&fx);
+    assert!(!ok && stderr.contains("status 401"), "{stderr}");
+}

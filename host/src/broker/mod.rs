@@ -128,10 +128,24 @@ pub enum TokenOutcome {
 /// What `revoke` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Revoked {
-    /// The provider's revocation endpoint accepted the token.
-    pub at_provider: bool,
+    /// What the provider said.
+    pub at_provider: AtProvider,
     /// A record was deleted.
     pub removed: bool,
+}
+
+/// What the provider made of a revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtProvider {
+    /// The provider accepted it: the grant (or token) is revoked.
+    Revoked,
+    /// The provider no longer knew the grant or token (GitHub's 404 and
+    /// 422), or refused to refresh it: there was nothing left to revoke.
+    AlreadyGone,
+    /// The provider has no revocation endpoint (or no record or provider
+    /// was there to revoke): the grant stays until the user removes it at
+    /// the provider.
+    NoEndpoint,
 }
 
 /// Failures of the broker itself (not of the user's link). None carries a
@@ -268,19 +282,35 @@ impl Broker {
         tracing::info!(user, connection, "airlock.broker.token_rejected");
     }
 
-    /// Revokes the link at the provider (its refresh token, else its access
-    /// token) where the provider has a revocation endpoint, then deletes
-    /// the record. A provider that refuses is reported and the record kept.
+    /// Revokes the link at the provider where it has a revocation endpoint
+    /// (RFC 7009 with the refresh token, else the access token; GitHub's
+    /// REST API with the access token, refreshed first when it has expired),
+    /// then deletes the record. A provider that refuses is reported and the
+    /// record kept; one that no longer knows the grant is not a refusal.
     pub async fn revoke(&self, user: &str, connection: &str) -> Result<Revoked, BrokerError> {
-        let record = self.read(user, connection).await?;
-        let mut at_provider = false;
-        if let (Some(record), Some(provider)) = (&record, self.inner.providers.get(connection)) {
-            let (token, is_refresh) = match &record.refresh_token {
-                Some(r) => (r, true),
-                None => (&record.access_token, false),
+        let mut record = self.read(user, connection).await?;
+        let mut at_provider = AtProvider::NoEndpoint;
+        let mut refused = false;
+        if let (Some(stored), Some(provider)) = (&record, self.inner.providers.get(connection))
+            && provider.revocation() == presets::Revocation::GithubRest
+            && stored.refresh_token.is_some()
+            && !self.fresh(stored.expires_at, stored.issued_at)
+        {
+            // GitHub names the grant by a live access token only.
+            record = match self.token(user, connection, &[]).await? {
+                TokenOutcome::Token(_) => self.read(user, connection).await?,
+                // The provider refused the refresh token, and the refresh
+                // removed the record: the grant is gone already.
+                TokenOutcome::AuthorizationRequired(_) => {
+                    at_provider = AtProvider::AlreadyGone;
+                    refused = true;
+                    None
+                }
             };
+        }
+        if let (Some(record), Some(provider)) = (&record, self.inner.providers.get(connection)) {
             at_provider = provider
-                .revoke(&self.inner.http, token, is_refresh)
+                .revoke(&self.inner.http, record)
                 .await
                 .map_err(|failure| BrokerError::Provider {
                     connection: connection.to_string(),
@@ -290,11 +320,11 @@ impl Broker {
         self.inner.cache.remove(user, connection, None);
         let vault = self.inner.vault.clone();
         let (u, c) = (user.to_string(), connection.to_string());
-        let removed = blocking(move || vault.remove(&u, &c)).await?;
+        let removed = blocking(move || vault.remove(&u, &c)).await? || refused;
         tracing::info!(
             user,
             connection,
-            at_provider,
+            at_provider = ?at_provider,
             removed,
             "airlock.broker.revoked"
         );

@@ -1,14 +1,15 @@
 //! One connection's OAuth client: the `oauth2` crate's standard flows
-//! (authorization code with PKCE, refresh) and an RFC 7009 revocation
-//! request, pointed at the connection's endpoints, with the preset's quirks
+//! (authorization code with PKCE, refresh) and a revocation request (RFC
+//! 7009, or GitHub's REST API), pointed at the connection's endpoints, with the preset's quirks
 //! applied to what the provider answers, and OpenID Connect discovery for
 //! `provider = "oidc"`.
 
-use super::BrokerError;
 use super::http::{HttpClient, HttpError};
-use super::presets::{self, Preset};
+use super::presets::{self, Preset, Revocation};
+use super::{AtProvider, BrokerError};
 use crate::manifest::{ClientAuth, OAuthSettings, ProviderKind, SecretSource};
 use crate::secret::Secret;
+use crate::vault::TokenRecord;
 use oauth2::basic::{BasicClient, BasicErrorResponse, BasicRevocationErrorResponse};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
@@ -22,7 +23,8 @@ use url::Url;
 pub(super) struct Endpoints {
     authorize: Url,
     token: Url,
-    revoke: Option<Url>,
+    /// The revocation endpoint, none, or why it cannot be known.
+    revoke: Result<Option<Url>, String>,
 }
 
 /// Tokens a provider issued.
@@ -217,25 +219,49 @@ impl Provider {
         self.reply(reply)
     }
 
-    /// Revokes `token` at the provider (RFC 7009); `Ok(false)` when it has
-    /// no revocation endpoint.
-    ///
-    /// Written here rather than taken from the `oauth2` crate, which refuses
-    /// any endpoint that is not https, loopback included, and treats a
-    /// provider that answers an error with status 200 as success.
+    /// How this provider's revocation endpoint is called.
+    pub fn revocation(&self) -> Revocation {
+        self.preset.revocation
+    }
+
+    /// Revokes the link `record` holds at the provider, the way its
+    /// [`Revocation`] kind says.
     pub async fn revoke(
         &self,
         http: &HttpClient,
-        token: &Secret,
-        is_refresh: bool,
-    ) -> Result<bool, Failure> {
+        record: &TokenRecord,
+    ) -> Result<AtProvider, Failure> {
         let endpoints = self
             .endpoints(http)
             .await
             .map_err(|e| Failure::Broken(e.to_string()))?;
-        let Some(url) = endpoints.revoke else {
-            return Ok(false);
+        let Some(url) = endpoints.revoke.map_err(Failure::Broken)? else {
+            return Ok(AtProvider::NoEndpoint);
         };
+        match self.preset.revocation {
+            Revocation::Rfc7009 => {
+                let (token, is_refresh) = match &record.refresh_token {
+                    Some(r) => (r, true),
+                    None => (&record.access_token, false),
+                };
+                self.revoke_rfc7009(http, url, token, is_refresh).await
+            }
+            Revocation::GithubRest => self.revoke_github(http, url, &record.access_token).await,
+        }
+    }
+
+    /// RFC 7009: posts `token` with its type hint.
+    ///
+    /// Written here rather than taken from the `oauth2` crate, which refuses
+    /// any endpoint that is not https, loopback included, and treats a
+    /// provider that answers an error with status 200 as success.
+    async fn revoke_rfc7009(
+        &self,
+        http: &HttpClient,
+        url: Url,
+        token: &Secret,
+        is_refresh: bool,
+    ) -> Result<AtProvider, Failure> {
         let value = zeroize::Zeroizing::new(token.oauth_param());
         let hint = if is_refresh {
             "refresh_token"
@@ -261,19 +287,10 @@ impl Provider {
                 let enc = |s: &str| {
                     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
                 };
-                let pair = zeroize::Zeroizing::new(format!("{}:{}", enc(id), enc(secret.secret())));
-                let basic = zeroize::Zeroizing::new(format!(
-                    "Basic {}",
-                    base64::Engine::encode(
-                        &base64::engine::general_purpose::STANDARD,
-                        pair.as_bytes()
-                    )
-                ));
-                let mut value = http::HeaderValue::from_str(&basic).map_err(|_| {
-                    Failure::Broken("client credentials do not fit a header".into())
-                })?;
-                value.set_sensitive(true);
-                request = request.header(http::header::AUTHORIZATION, value);
+                request = request.header(
+                    http::header::AUTHORIZATION,
+                    basic(&enc(id), &enc(secret.secret()))?,
+                );
             }
             (_, secret) => {
                 form.append_pair("client_id", id);
@@ -292,13 +309,71 @@ impl Provider {
             .await
             .map_err(|e| Failure::Broken(e.to_string()))?;
         if response.status().is_success() {
-            return Ok(true);
+            return Ok(AtProvider::Revoked);
         }
         let status = response.status();
         let reply: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
         match reply["error"].as_str() {
             Some(code) => Err(Failure::Rejected(format!("{code} (status {status})"))),
             None => Err(Failure::Broken(format!("status {status}"))),
+        }
+    }
+
+    /// GitHub's REST API: `DELETE url` with the client's Basic credentials
+    /// and the access token in a JSON body. GitHub names the grant by an
+    /// access token only, never by a refresh token.
+    async fn revoke_github(
+        &self,
+        http: &HttpClient,
+        url: Url,
+        token: &Secret,
+    ) -> Result<AtProvider, Failure> {
+        let Some(secret) = &self.client_secret else {
+            return Err(Failure::Broken(
+                "GitHub revokes only with the client secret; set client_secret_env or client_secret_file".into(),
+            ));
+        };
+        let value = zeroize::Zeroizing::new(token.oauth_param());
+        let body = zeroize::Zeroizing::new(
+            serde_json::to_vec(&serde_json::json!({ "access_token": value.as_str() }))
+                .expect("a JSON object serializes"),
+        );
+        // Plain Basic credentials: this is GitHub's API, not a token
+        // endpoint, so RFC 6749's form-encoding does not apply.
+        let request = http::Request::delete(url.as_str())
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header("x-github-api-version", "2022-11-28")
+            .header(
+                http::header::AUTHORIZATION,
+                basic(&self.settings.client_id, secret.secret())?,
+            )
+            .body(body.to_vec())
+            .map_err(|e| Failure::Broken(e.to_string()))?;
+        // Sent as is: GitHub's API answers in its own shape, not OAuth's.
+        let response = http
+            .send(request)
+            .await
+            .map_err(|e| Failure::Broken(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(AtProvider::Revoked);
+        }
+        if matches!(status.as_u16(), 404 | 422) {
+            return Ok(AtProvider::AlreadyGone);
+        }
+
+        // GitHub explains a refusal in `message`; it is quoted unless it
+        // repeats a credential.
+        let reply: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+        let message = provider_text(&reply["message"]);
+        let leaks = [value.as_str(), secret.secret().as_str()]
+            .iter()
+            .any(|s| message.contains(s));
+        if message.is_empty() || leaks {
+            Err(Failure::Rejected(format!("status {status}")))
+        } else {
+            Err(Failure::Rejected(format!("status {status}: {message:?}")))
         }
     }
 
@@ -379,7 +454,7 @@ impl Provider {
                         token: (self.settings.endpoints.token.clone())
                             .or(self.preset.token.clone())
                             .ok_or_else(|| self.missing("token_url"))?,
-                        revoke: self.preset.revoke.clone(),
+                        revoke: Ok(self.preset.revoke.clone()),
                     },
                 };
                 let o = &self.settings.endpoints;
@@ -390,7 +465,11 @@ impl Provider {
                     e.token = u.clone();
                 }
                 if let Some(u) = &o.revoke {
-                    e.revoke = Some(u.clone());
+                    e.revoke = Ok(Some(u.clone()));
+                } else if self.preset.revocation == Revocation::GithubRest {
+                    e.revoke =
+                        presets::github_grant_url(o.token.as_ref(), &self.settings.client_id)
+                            .map(Some);
                 }
                 Ok::<_, BrokerError>(e)
             })
@@ -447,11 +526,11 @@ impl Provider {
         Ok(Endpoints {
             authorize: endpoint(&doc.authorization_endpoint)?,
             token: endpoint(&doc.token_endpoint)?,
-            revoke: doc
+            revoke: Ok(doc
                 .revocation_endpoint
                 .as_deref()
                 .map(endpoint)
-                .transpose()?,
+                .transpose()?),
         })
     }
 }
@@ -480,6 +559,19 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Via<'_> {
     }
 }
 
+/// An `Authorization: Basic` value for `id:secret`, marked sensitive.
+fn basic(id: &str, secret: &str) -> Result<http::HeaderValue, Failure> {
+    let pair = zeroize::Zeroizing::new(format!("{id}:{secret}"));
+    let value = zeroize::Zeroizing::new(format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pair.as_bytes())
+    ));
+    let mut header = http::HeaderValue::from_str(&value)
+        .map_err(|_| Failure::Broken("client credentials do not fit a header".into()))?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
 /// Maps an `oauth2` error to what the broker acts on, dropping any response
 /// bytes (which may hold tokens).
 fn classify<T>(error: RequestTokenError<HttpError, T>) -> Failure
@@ -497,13 +589,7 @@ where
             if matches!(code.as_str(), "invalid_grant" | "invalid_refresh_token") {
                 return Failure::InvalidGrant;
             }
-            let description: String = json["error_description"]
-                .as_str()
-                .unwrap_or("")
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect();
+            let description = provider_text(&json["error_description"]);
             if description.is_empty() {
                 Failure::Rejected(code)
             } else {
@@ -517,4 +603,16 @@ where
         )),
         RequestTokenError::Other(e) => Failure::Broken(e),
     }
+}
+
+/// A provider's explanation, as text fit to quote: control characters
+/// dropped, cut to 200 characters; empty when it is not a string.
+fn provider_text(value: &serde_json::Value) -> String {
+    value
+        .as_str()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
 }

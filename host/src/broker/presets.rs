@@ -18,6 +18,8 @@
 //!   granted.
 //! - Box refresh tokens are single use; rotation is the broker's default
 //!   handling for every provider.
+//! - GitHub has no RFC 7009 endpoint: a grant is revoked through its REST
+//!   API ([`Revocation::GithubRest`]).
 
 use crate::manifest::{ClientAuth, ProviderKind};
 use url::Url;
@@ -49,8 +51,11 @@ pub struct Preset {
     pub authorize: Option<Url>,
     /// Token endpoint, when fixed.
     pub token: Option<Url>,
-    /// Revocation endpoint, when the provider has an RFC 7009 one.
+    /// Revocation endpoint, when fixed. GitHub's depends on the client id
+    /// and the API's host; see [`github_grant_url`].
     pub revoke: Option<Url>,
+    /// How the provider's revocation endpoint is called.
+    pub revocation: Revocation,
     /// How the client authenticates at the token endpoint by default.
     pub client_auth: ClientAuth,
     /// What differs from the standard.
@@ -61,12 +66,74 @@ fn url(text: &str) -> Option<Url> {
     Some(Url::parse(text).expect("preset URLs are valid"))
 }
 
+/// How a provider's revocation endpoint is called. The endpoint itself is
+/// the preset's, or the connection's `revoke_url`, which keeps the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// RFC 7009: `POST` of the form `token=...&token_type_hint=...`, the
+    /// refresh token when there is one (revoking it ends the grant), with
+    /// the client authenticated as at the token endpoint. Success is 200;
+    /// the RFC has the server answer 200 for a token it does not know.
+    Rfc7009,
+    /// GitHub's REST API: `DELETE` with HTTP Basic `client_id:client_secret`
+    /// and the JSON body `{"access_token": "..."}`. At
+    /// `/applications/{client_id}/grant` (the default) it removes the whole
+    /// authorization, every token with it; at `.../token` only that token.
+    /// Success is 204; 404 and 422 mean the token or grant is already gone.
+    GithubRest,
+}
+
+/// GitHub's public REST API.
+const GITHUB_API: &str = "https://api.github.com";
+
+/// The path of GitHub's OAuth token endpoint, on github.com and on GitHub
+/// Enterprise Server alike.
+const GITHUB_TOKEN_PATH: &str = "/login/oauth/access_token";
+
+/// GitHub's grant revocation endpoint for `client_id`, at the REST API that
+/// goes with `token_url`: `https://api.github.com` for github.com (and when
+/// the token endpoint was not moved), `https://HOST/api/v3` for a GitHub
+/// Enterprise Server whose token endpoint is
+/// `https://HOST/login/oauth/access_token`.
+///
+/// Any other token endpoint gives an error rather than a guess: sending a
+/// token and the client secret to the wrong API would hand them to another
+/// server. The connection's `revoke_url` then names the endpoint.
+pub fn github_grant_url(token_url: Option<&Url>, client_id: &str) -> Result<Url, String> {
+    let mut api = match token_url {
+        None => Url::parse(GITHUB_API).expect("the GitHub API URL is valid"),
+        Some(t) if t.host_str() == Some("github.com") && t.path() == GITHUB_TOKEN_PATH => {
+            Url::parse(GITHUB_API).expect("the GitHub API URL is valid")
+        }
+        Some(t) => match t.path().strip_suffix(GITHUB_TOKEN_PATH) {
+            Some(prefix) if t.query().is_none() => {
+                let mut api = t.clone();
+                api.set_path(&format!("{prefix}/api/v3"));
+                api
+            }
+            _ => {
+                return Err(format!(
+                    "cannot tell where the GitHub API is from token_url {:?}; set revoke_url to its grant endpoint, such as https://HOST/api/v3/applications/CLIENT_ID/grant",
+                    t.as_str()
+                ));
+            }
+        },
+    };
+    let shown = api.to_string();
+    api.path_segments_mut()
+        .map_err(|()| format!("{shown:?} cannot take a path"))?
+        .pop_if_empty()
+        .extend(["applications", client_id, "grant"]);
+    Ok(api)
+}
+
 /// The preset for `kind`. `oidc` and `custom` have no fixed endpoints.
 pub fn preset(kind: &ProviderKind) -> Preset {
     let standard = Preset {
         authorize: None,
         token: None,
         revoke: None,
+        revocation: Revocation::Rfc7009,
         client_auth: ClientAuth::Basic,
         quirks: Quirks::default(),
     };
@@ -74,10 +141,9 @@ pub fn preset(kind: &ProviderKind) -> Preset {
         ProviderKind::Github => Preset {
             authorize: url("https://github.com/login/oauth/authorize"),
             token: url("https://github.com/login/oauth/access_token"),
-            // FIXME(#4): GitHub revokes through its REST API
-            // (DELETE /applications/{client_id}/grant), not RFC 7009;
-            // `vault revoke` deletes the record and says the grant remains.
+            // Built per connection by `github_grant_url`.
             revoke: None,
+            revocation: Revocation::GithubRest,
             client_auth: ClientAuth::Post,
             quirks: Quirks {
                 comma_scopes: true,
@@ -88,6 +154,7 @@ pub fn preset(kind: &ProviderKind) -> Preset {
             authorize: url("https://accounts.google.com/o/oauth2/v2/auth"),
             token: url("https://oauth2.googleapis.com/token"),
             revoke: url("https://oauth2.googleapis.com/revoke"),
+            revocation: Revocation::Rfc7009,
             client_auth: ClientAuth::Post,
             quirks: Quirks {
                 authorize_params: &[
@@ -104,6 +171,7 @@ pub fn preset(kind: &ProviderKind) -> Preset {
                 authorize: url(&format!("{base}/authorize")),
                 token: url(&format!("{base}/token")),
                 revoke: None,
+                revocation: Revocation::Rfc7009,
                 client_auth: ClientAuth::Post,
                 quirks: Quirks {
                     default_scopes: true,
@@ -117,6 +185,7 @@ pub fn preset(kind: &ProviderKind) -> Preset {
             authorize: url("https://slack.com/oauth/v2/authorize"),
             token: url("https://slack.com/api/oauth.v2.access"),
             revoke: url("https://slack.com/api/auth.revoke"),
+            revocation: Revocation::Rfc7009,
             client_auth: ClientAuth::Post,
             quirks: Quirks {
                 comma_scopes: true,
@@ -129,6 +198,7 @@ pub fn preset(kind: &ProviderKind) -> Preset {
             authorize: url("https://account.box.com/api/oauth2/authorize"),
             token: url("https://api.box.com/oauth2/token"),
             revoke: url("https://api.box.com/oauth2/revoke"),
+            revocation: Revocation::Rfc7009,
             client_auth: ClientAuth::Post,
             quirks: Quirks::default(),
         },
@@ -352,5 +422,58 @@ mod tests {
             p.token.unwrap().as_str(),
             "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token"
         );
+    }
+
+    #[test]
+    fn github_revokes_at_the_api_that_goes_with_its_token_endpoint() {
+        let grant = |token: Option<&str>, id: &str| {
+            let token = token.map(|t| Url::parse(t).unwrap());
+            github_grant_url(token.as_ref(), id).map(|u| u.to_string())
+        };
+        assert_eq!(
+            grant(None, "Iv1.abc").unwrap(),
+            "https://api.github.com/applications/Iv1.abc/grant"
+        );
+        assert_eq!(
+            grant(
+                Some("https://github.com/login/oauth/access_token"),
+                "Iv1.abc"
+            )
+            .unwrap(),
+            "https://api.github.com/applications/Iv1.abc/grant"
+        );
+        // GitHub Enterprise Server: the API is under /api/v3 of the host.
+        assert_eq!(
+            grant(
+                Some("https://ghe.example.com/login/oauth/access_token"),
+                "Iv1.abc"
+            )
+            .unwrap(),
+            "https://ghe.example.com/api/v3/applications/Iv1.abc/grant"
+        );
+        // The client id is one path segment, whatever it holds.
+        assert_eq!(
+            grant(None, "a b/../c").unwrap(),
+            "https://api.github.com/applications/a%20b%2F..%2Fc/grant"
+        );
+        // A token endpoint of another shape is not guessed at.
+        let err = grant(Some("http://127.0.0.1:9/github/token"), "Iv1.abc").unwrap_err();
+        assert!(
+            err.contains("revoke_url") && err.contains("http://127.0.0.1:9/github/token"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_github_revokes_through_a_rest_api() {
+        assert_eq!(
+            preset(&ProviderKind::Github).revocation,
+            Revocation::GithubRest
+        );
+        for kind in [ProviderKind::Google, ProviderKind::Slack, ProviderKind::Box] {
+            let p = preset(&kind);
+            assert_eq!(p.revocation, Revocation::Rfc7009, "{kind:?}");
+            assert!(p.revoke.is_some(), "{kind:?}");
+        }
     }
 }

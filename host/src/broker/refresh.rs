@@ -12,6 +12,20 @@
 //! refresher rotated it meanwhile, its tokens are used; otherwise the link
 //! is dead and removed. Every refresh sent to a provider is counted by
 //! connection and outcome ([`Broker::refresh_counts`]).
+//!
+//! One loss no client can prevent: with a provider that rotates refresh
+//! tokens strictly (the old one dies the moment the new one is issued, as
+//! Box and oidc-provider's default do), a crash or SIGKILL after the
+//! provider rotated and before the reply reached the disk leaves the
+//! record holding a spent refresh token, and the only copy of its
+//! successor died with the process. Storing first is impossible (the new
+//! token is not known before the reply), and retrying with the spent one
+//! is refused, by many providers with the whole grant revoked. The next
+//! refresh then gets `invalid_grant`, the record is removed, and the
+//! lookup answers [`AuthorizationRequired`](super::AuthorizationRequired)
+//! with reason `refresh_rejected` and a consent URL: the user links again.
+//! Providers with a reuse interval (Auth0, Okta) let the stored token
+//! recover instead. Both cases are pinned in `tests/e2e/oauth_kill.rs`.
 
 use super::oauth::Failure;
 use super::{Broker, BrokerError, TokenOutcome, TokenRecordExt as _, blocking};
@@ -194,6 +208,9 @@ impl Broker {
                     };
                     // Stored before use: a rotated refresh token is on disk
                     // before the access token that came with it goes out.
+                    // (A kill before this store completes loses the link
+                    // with a strictly rotating provider; see the module
+                    // doc.)
                     match self
                         .store(user, connection, Some(record.version), new)
                         .await

@@ -1,6 +1,6 @@
 //! `airlock vault`: store, list, remove, revoke and rekey linked accounts.
 
-use airlock::broker::Broker;
+use airlock::broker::{AtProvider, Broker};
 use airlock::secret::Secret;
 use airlock::vault::{KeySource, LocalVault, MasterKey, TokenRecord};
 use anyhow::{Context as _, bail};
@@ -135,10 +135,13 @@ pub async fn run(config: &airlock::manifest::Config, command: Command) -> anyhow
             let revoked = broker.revoke(&user, &connection).await?;
             match (revoked.at_provider, revoked.removed) {
                 (_, false) => bail!("no token stored for user {user:?}, connection {connection:?}"),
-                (true, true) => println!(
+                (AtProvider::Revoked, true) => println!(
                     "revoked at the provider and removed: user {user:?}, connection {connection:?}"
                 ),
-                (false, true) => println!(
+                (AtProvider::AlreadyGone, true) => println!(
+                    "removed user {user:?}, connection {connection:?}; the provider no longer knew the grant, so nothing was left to revoke there"
+                ),
+                (AtProvider::NoEndpoint, true) => println!(
                     "removed user {user:?}, connection {connection:?}; the provider has no revocation endpoint, so the grant stays until the user removes it there"
                 ),
             }

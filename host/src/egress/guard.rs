@@ -7,9 +7,39 @@
 //! A gzip or deflate body is decoded first (see [`super::decode`]), and
 //! trailers are redacted like headers.
 //!
-//! FIXME(#5): only the encodings of [`Secret::echo_forms`] are found. An
-//! upstream that changes the token's case, or that hands it out in pieces
-//! across responses (an echo endpoint honouring `Range`), gets it past.
+//! # What counts as an echo
+//!
+//! Every form of [`Secret::echo_forms`] (raw, JSON-escaped, percent-encoded,
+//! hex, and the base64 and base64url cores), matched ignoring ASCII case,
+//! so an upstream that upper- or lower-cases what it echoes is caught. Case
+//! is ignored for the base64 forms too, although a case change alters the
+//! bytes they decode to: the change is undone by trial. Each group of four
+//! base64 characters decodes on its own to three bytes; a case-folded group
+//! has at most 16 case variants, and a wrong variant seldom decodes to the
+//! visible ASCII a secret is made of, so a guest holding a case-folded
+//! base64 echo narrows each group to one or two candidates and the token to
+//! a few dozen (see the test `case_folded_base64_is_recoverable`). Ignoring
+//! case costs nothing in practice: an unrelated match needs at least 16
+//! base64 characters equal but for case.
+//!
+//! An encoding applied after a case change (the hex, base64 or all-escaped
+//! percent form of the upper- or lower-cased token) is found too:
+//! [`Secret::echo_forms`] includes the forms of both case-folded spellings.
+//!
+//! # What one response cannot show
+//!
+//! The guard sees one response at a time. A secret echoed in pieces across
+//! responses, none holding a whole form, reaches the guest piece by piece,
+//! and the guest joins them: the first goal of the threat model ("no secret
+//! reaches the guest") then rests on the grants, not on the guard. The
+//! generic way to ask for pieces is closed: a request that carries an
+//! injected token may not set `Range` or `If-Range` ([`is_slicing_header`];
+//! the gate denies it as `forbidden_header`). What stays open is slicing an
+//! upstream offers in its own terms (an echo with an offset or length
+//! parameter, a paginated or truncated reflection of request headers): no
+//! generic rule recognizes it, so granting such an endpoint on a token's
+//! audience amounts to granting the token to the tool; grant a tool the
+//! endpoints it needs rather than a whole audience (`/**`).
 
 use super::CallContext;
 use super::decode::{Coding, DecodeError, Decoder, Unsupported};
@@ -41,6 +71,7 @@ impl Redactor {
         let hold = forms.iter().map(|f| f.len()).max().unwrap_or(1) - 1;
         let matcher = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
+            .ascii_case_insensitive(true)
             .build(forms.iter().map(|f| f.as_slice()))
             .expect("secret forms build an automaton");
         Redactor {
@@ -87,6 +118,15 @@ impl Redactor {
         }
         count
     }
+}
+
+/// Whether a request header asks for a slice of the response (`Range`,
+/// `If-Range`), ignoring ASCII case. A request that carries an injected
+/// token may not set one: each slice of an echo would pass the guard alone.
+pub fn is_slicing_header(name: &str) -> bool {
+    ["range", "if-range"]
+        .iter()
+        .any(|slicing| slicing.eq_ignore_ascii_case(name))
 }
 
 /// Cleans the head of a response that answered a request carrying a
@@ -450,6 +490,127 @@ mod tests {
         assert_eq!(headers.len(), 2);
         assert_eq!(headers["x-fine"], "yes");
         assert_eq!(headers["x-echo"], "Bearer [REDACTED]");
+    }
+
+    #[test]
+    fn encodings_of_a_case_changed_token_are_redacted() {
+        use base64::Engine as _;
+        for folded in [TOKEN.to_ascii_uppercase(), TOKEN.to_ascii_lowercase()] {
+            for text in [
+                hex::encode(&folded),
+                hex::encode_upper(&folded),
+                base64::engine::general_purpose::STANDARD.encode(format!("x{folded}")),
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("xy{folded}")),
+                folded
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect::<String>(),
+            ] {
+                let (out, n) = redactor().redact(text.as_bytes());
+                let out = String::from_utf8(out).unwrap();
+                assert!(n >= 1 && out.contains("[REDACTED]"), "{text} -> {out}");
+                assert!(out.len() < text.len(), "{text} -> {out}");
+            }
+        }
+    }
+
+    #[test]
+    fn case_changed_echoes_are_redacted() {
+        let hex = hex::encode(TOKEN);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("Bearer {TOKEN}"));
+        let mixed_hex: String = hex
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        for text in [
+            TOKEN.to_ascii_uppercase(),
+            format!("Bearer {}", TOKEN.to_ascii_uppercase()),
+            "CANARY-TOK%2fEN%2b0123456789ABCDEF".to_string(),
+            "canary%2dtok%2fen%2b0123456789abcdef".to_ascii_uppercase(),
+            mixed_hex,
+            b64.to_ascii_lowercase(),
+            b64.to_ascii_uppercase(),
+        ] {
+            let (out, n) = redactor().redact(text.as_bytes());
+            let out = String::from_utf8(out).unwrap();
+            assert!(n >= 1 && out.contains("[REDACTED]"), "{text} -> {out}");
+            assert!(
+                !out.to_ascii_lowercase().contains("0123456789abcdef"),
+                "{out}"
+            );
+        }
+    }
+
+    #[test]
+    fn case_changed_copy_split_at_every_point_is_redacted() {
+        let body = format!("<{}>", TOKEN.to_ascii_uppercase());
+        for split in 0..=body.len() {
+            let (a, b) = body.as_bytes().split_at(split);
+            assert_eq!(
+                stream_through(&[a, b]),
+                ("<[REDACTED]>".to_string(), 1),
+                "split at {split}"
+            );
+        }
+    }
+
+    /// Why base64 forms are matched ignoring case: the guest can undo a
+    /// case change group by group, keeping the variants that decode to
+    /// bytes a secret may hold (visible ASCII).
+    #[test]
+    fn case_folded_base64_is_recoverable() {
+        use base64::engine::general_purpose::STANDARD;
+        let folded = STANDARD.encode(TOKEN).to_ascii_lowercase();
+        let mut candidates: Vec<Vec<u8>> = vec![vec![]];
+        let mut variants_tried = 1u64;
+        for group in folded.as_bytes().chunks(4) {
+            let letters: Vec<usize> = (0..group.len())
+                .filter(|&i| group[i].is_ascii_alphabetic())
+                .collect();
+            variants_tried <<= letters.len();
+            let mut fits = Vec::new();
+            for mask in 0..1u32 << letters.len() {
+                let mut g = group.to_vec();
+                for (bit, &i) in letters.iter().enumerate() {
+                    if mask >> bit & 1 == 1 {
+                        g[i].make_ascii_uppercase();
+                    }
+                }
+                if let Ok(bytes) = STANDARD.decode(&g)
+                    && bytes.iter().all(|b| (0x21..=0x7e).contains(b))
+                {
+                    fits.push(bytes);
+                }
+            }
+            candidates = candidates
+                .iter()
+                .flat_map(|c| fits.iter().map(move |f| [c.as_slice(), f].concat()))
+                .collect();
+        }
+        assert!(candidates.iter().any(|c| c == TOKEN.as_bytes()));
+        assert!(
+            candidates.len() <= 64,
+            "{} candidates of {variants_tried} case variants",
+            candidates.len()
+        );
+        assert!(variants_tried > 1 << 30);
+    }
+
+    #[test]
+    fn only_range_headers_slice_a_response() {
+        for name in ["Range", "range", "IF-RANGE", "If-Range"] {
+            assert!(is_slicing_header(name), "{name}");
+        }
+        for name in ["accept-ranges", "content-range", "x-range", "ranges"] {
+            assert!(!is_slicing_header(name), "{name}");
+        }
     }
 
     #[test]

@@ -381,6 +381,23 @@ async fn decide_and_send(
     }
     let grant = &call.tool.policy.grants()[index];
 
+    // The response guard sees one response at a time: the slices of an
+    // echo fetched with `Range` would each pass it.
+    if grant.connection.is_some()
+        && let Some(name) = request
+            .headers()
+            .keys()
+            .find(|n| guard::is_slicing_header(n.as_str()))
+    {
+        let reason = DenyReason::ForbiddenHeader(name.as_str().to_string());
+        return Err(call.deny(
+            Some(&target),
+            &method,
+            &reason,
+            "a request that carries a connection's token may not ask for a byte range",
+        ));
+    }
+
     // Fetch the token before connecting: no credential, no connection.
     let mut credential = None;
     if let Some(connection) = &grant.connection {

@@ -206,7 +206,13 @@ pub struct Limits {
     pub request_timeout_ms: u64,
     /// Bytes of the tool's result once lifted out of the guest.
     pub max_output_bytes: u64,
+    /// Wasm stack of this tool's guests, in KiB; `None` takes
+    /// `[host] wasm_stack_kib`.
+    pub wasm_stack_kib: Option<u32>,
 }
+
+/// Smallest and largest wasm stack, in KiB, for a tool or the host.
+pub const WASM_STACK_KIB: std::ops::RangeInclusive<u32> = 64..=16_384;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -219,6 +225,7 @@ impl Default for Limits {
             max_response_bytes: 8 << 20,
             request_timeout_ms: 15_000,
             max_output_bytes: 1 << 20,
+            wasm_stack_kib: None,
         }
     }
 }
@@ -374,8 +381,7 @@ struct RawTool {
     sha256: Spanned<String>,
     #[serde(default)]
     config: BTreeMap<Spanned<String>, String>,
-    #[serde(default)]
-    limits: Limits,
+    limits: Option<Spanned<Limits>>,
     #[serde(default)]
     strict: bool,
 }
@@ -599,7 +605,11 @@ impl<'a> Reader<'_, 'a> {
                 raw.max_concurrent_calls_per_user,
                 1,
             ),
-            ("wasm_stack_kib", raw.wasm_stack_kib, 64),
+            (
+                "wasm_stack_kib",
+                raw.wasm_stack_kib,
+                *WASM_STACK_KIB.start(),
+            ),
         ];
         for (key, value, min) in counts {
             let Some(value) = value else { continue };
@@ -608,6 +618,18 @@ impl<'a> Reader<'_, 'a> {
                     value.span(),
                     format!("host.{key}"),
                     format!("expected at least {min}, got {}", value.get_ref()),
+                ));
+                continue;
+            }
+            if key == "wasm_stack_kib" && *value.get_ref() > *WASM_STACK_KIB.end() {
+                self.errors.push(self.doc.error(
+                    value.span(),
+                    "host.wasm_stack_kib",
+                    format!(
+                        "expected at most {}, got {}",
+                        WASM_STACK_KIB.end(),
+                        value.get_ref()
+                    ),
                 ));
                 continue;
             }
@@ -778,6 +800,24 @@ impl<'a> Reader<'_, 'a> {
             ));
             return None;
         }
+        let (limits, limits_span) = match t.limits {
+            Some(l) => (l.get_ref().clone(), l.span()),
+            None => (Limits::default(), name.span()),
+        };
+        if let Some(kib) = limits.wasm_stack_kib
+            && !WASM_STACK_KIB.contains(&kib)
+        {
+            self.errors.push(self.doc.error(
+                limits_span,
+                format!("{key}.limits.wasm_stack_kib"),
+                format!(
+                    "expected {} to {} KiB, got {kib}",
+                    WASM_STACK_KIB.start(),
+                    WASM_STACK_KIB.end()
+                ),
+            ));
+            return None;
+        }
         let lines = ToolLines {
             table: self.doc.line(name.span().start),
             sha256: self.doc.line(t.sha256.span().start),
@@ -796,7 +836,7 @@ impl<'a> Reader<'_, 'a> {
                 .into_iter()
                 .map(|(k, v)| (k.into_inner(), v))
                 .collect(),
-            limits: t.limits,
+            limits,
             strict: t.strict,
             lines,
         })

@@ -33,7 +33,8 @@ const MAX_POOL_MEMORY: u64 = 4 << 30;
 /// What the engine is sized for: taken from `[host]` and the tools' limits.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct EngineSize {
-    /// Bytes of wasm stack every guest gets (`[host] wasm_stack_kib`).
+    /// Bytes of wasm stack every guest of this engine gets (its tools'
+    /// `wasm_stack_kib`, or `[host] wasm_stack_kib`).
     pub max_wasm_stack: usize,
     /// The largest memory limit of any loaded tool; pool slots hold it.
     pub max_memory_mib: u64,

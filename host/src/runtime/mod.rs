@@ -1,7 +1,8 @@
 //! Loading components and calling their exports as tools.
 //!
-//! One [`Host`] holds one wasmtime `Engine`, a `Linker` and, per tool, the
-//! compiled component and its `InstancePre`. Every call gets a fresh `Store`
+//! One [`Host`] holds a wasmtime `Engine` and `Linker` per wasm stack size
+//! in use (usually one), and, per tool, the compiled component and its
+//! `InstancePre`. Every call gets a fresh `Store`
 //! and instance, so nothing a tool keeps in memory survives into another
 //! call or reaches another user.
 //!
@@ -16,9 +17,10 @@
 //!   most one tick however long it takes.
 //! - `timeout_ms`: wall-clock time of the whole call.
 //! - `memory_mib` (and `table_elements`): growth past it traps.
-//! - `wasm_stack_kib`: host-wide (`[host] wasm_stack_kib`), since wasmtime
-//!   sets the stack per engine. FIXME(#5): per tool, which needs an engine
-//!   per stack size.
+//! - `wasm_stack_kib`: per tool, defaulting to `[host] wasm_stack_kib`.
+//!   wasmtime sets the stack per engine, so each distinct size gets an
+//!   engine of its own (with its own epoch ticker); tools of the same size
+//!   share one.
 //! - `max_requests`, `max_request_bytes`, `max_response_bytes`: broken by an
 //!   outbound request; the guest gets the `wasi:http` error, and the call
 //!   ends at its next tick of guest code or when it returns.
@@ -62,14 +64,39 @@ pub use engine::EPOCH_TICK;
 
 /// A loaded set of tools, ready to be called.
 pub struct Host {
-    engine: Engine,
+    /// One engine per wasm stack size in use, by size in KiB.
+    engines: BTreeMap<u32, Engines>,
     tools: BTreeMap<String, Arc<LoadedTool>>,
     by_name: BTreeMap<String, (Arc<LoadedTool>, usize)>,
     egress: Arc<Egress>,
     audit: AuditLog,
     slots: Arc<Slots>,
-    wasm_stack_kib: u64,
+}
+
+/// An engine, its linker, its compile cache and its epoch ticker.
+struct Engines {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: Option<cache::CompileCache>,
     _ticker: engine::EpochTicker,
+}
+
+impl Engines {
+    fn new(size: engine::EngineSize, cache_dir: &std::path::Path) -> Result<Engines, LoadError> {
+        let engine = engine::new_engine(size).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        state::link(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        // Entries are keyed by engine settings, so engines of different
+        // stack sizes can share the directory.
+        let cache = open_cache(cache_dir, &engine);
+        let ticker = engine::EpochTicker::start(&engine);
+        Ok(Engines {
+            engine,
+            linker,
+            cache,
+            _ticker: ticker,
+        })
+    }
 }
 
 /// Calls running now, in the host and per user.
@@ -122,6 +149,8 @@ impl Drop for Slot {
 
 struct LoadedTool {
     pre: InstancePre<CallState>,
+    /// Wasm stack of its guests, in KiB (names the limit when it trips).
+    wasm_stack_kib: u32,
     defs: Vec<ToolDef>,
     exports: Vec<ComponentExportIndex>,
     egress: Arc<ToolEgress>,
@@ -342,16 +371,17 @@ impl Host {
             wasm_stack_kib,
             ..
         } = config.host;
-        let max_memory_mib = config.tools.values().map(|t| t.limits.memory_mib).max();
-        let engine = engine::new_engine(engine::EngineSize {
+        let size = |wasm_stack_kib: u32| engine::EngineSize {
             max_wasm_stack: (wasm_stack_kib as usize) << 10,
-            max_memory_mib: max_memory_mib.unwrap_or(64),
+            max_memory_mib: config
+                .tools
+                .values()
+                .map(|t| t.limits.memory_mib)
+                .max()
+                .unwrap_or(64),
             max_instances: max_concurrent_calls,
-        })
-        .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let cache = open_cache(&config.vault.dir.join("cache"), &engine);
-        let mut linker = Linker::new(&engine);
-        state::link(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        };
+        let cache_dir = config.vault.dir.join("cache");
         let egress = Arc::new(Egress::new(
             broker,
             Resolver::new(config.host.resolve.clone()),
@@ -359,26 +389,35 @@ impl Host {
             config.connections.clone(),
         ));
 
+        let mut engines = BTreeMap::new();
         let mut tools = BTreeMap::new();
         let mut by_name = BTreeMap::new();
         for (name, tool_config) in &config.tools {
-            let tool = Arc::new(load_tool(
-                &engine,
-                cache.as_ref(),
-                &linker,
+            let stack = tool_config.limits.wasm_stack_kib.unwrap_or(wasm_stack_kib);
+            let set = match engines.entry(stack) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(Engines::new(size(stack), &cache_dir)?)
+                }
+            };
+            let mut tool = load_tool(
+                &set.engine,
+                set.cache.as_ref(),
+                &set.linker,
                 name,
                 tool_config,
                 config,
-            )?);
+            )?;
+            tool.wasm_stack_kib = stack;
+            let tool = Arc::new(tool);
             declared::log_findings(name, config, &tool.findings);
             for (i, def) in tool.defs.iter().enumerate() {
                 by_name.insert(def.name.clone(), (tool.clone(), i));
             }
             tools.insert(name.clone(), tool);
         }
-        let ticker = engine::EpochTicker::start(&engine);
         Ok(Host {
-            engine,
+            engines,
             tools,
             by_name,
             egress,
@@ -388,8 +427,6 @@ impl Host {
                 max_per_user: max_concurrent_calls_per_user,
                 running: Mutex::new((0, HashMap::new())),
             }),
-            wasm_stack_kib: wasm_stack_kib.into(),
-            _ticker: ticker,
         })
     }
 
@@ -410,14 +447,20 @@ impl Host {
             .collect()
     }
 
+    /// Engines the host runs, one per wasm stack size its tools use.
+    pub fn engine_count(&self) -> usize {
+        self.engines.len()
+    }
+
     /// Number of components loaded.
     pub fn component_count(&self) -> usize {
         self.tools.len()
     }
 
-    /// The engine every tool is compiled for and instantiated in.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The engine tool `name` (as named in the config) is compiled for
+    /// and instantiated in.
+    pub fn engine(&self, name: &str) -> Option<&Engine> {
+        self.tools.get(name).map(|t| t.pre.engine())
     }
 
     /// The shared egress state (vault, broker, audit).
@@ -551,7 +594,7 @@ impl Host {
             def.name.as_str().into(),
             call.call_id.as_str().into(),
         );
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(tool.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
         let cpu = Exceeded {
@@ -576,7 +619,7 @@ impl Host {
             Ok(UpdateDeadline::Yield(1))
         });
 
-        let stack = self.wasm_stack_kib;
+        let stack = u64::from(tool.wasm_stack_kib);
         let trap = |e: wasmtime::Error| classify_trap(&def.name, limits, stack, e);
         let work = async {
             let instance = tool.pre.instantiate_async(&mut store).await.map_err(trap)?;
@@ -743,6 +786,7 @@ fn load_tool(
 
     Ok(LoadedTool {
         pre,
+        wasm_stack_kib: operator.host.wasm_stack_kib,
         defs,
         exports,
         egress,

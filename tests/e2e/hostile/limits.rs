@@ -137,6 +137,61 @@ async fn deep_recursion_trips_the_stack_limit() {
 }
 
 #[tokio::test]
+async fn the_stack_limit_is_per_tool() {
+    // The host's default is large; this tool asks for a small stack.
+    let mut small = Hostile::new(
+        "stack-small",
+        Setup {
+            host: "wasm_stack_kib = 4096",
+            limits: "wasm_stack_kib = 128",
+            ..Setup::default()
+        },
+    );
+    // The fixture's fetch tool keeps the host's default: two engines.
+    assert_eq!(small.host.engine_count(), 2);
+    let (name, value, _) = limit(
+        small
+            .call("hostile.recurse", json!({ "depth": 10_000_000 }))
+            .await,
+    );
+    assert_eq!((name, value), ("wasm_stack_kib", 128));
+    // The shallowest depth (in steps of 500) that overflows 128 KiB ...
+    let mut depth = 500;
+    loop {
+        match small
+            .call("hostile.recurse", json!({ "depth": depth }))
+            .await
+        {
+            Ok(_) => depth += 500,
+            Err(e) => {
+                let (name, value, _) = limit(Err(e));
+                assert_eq!((name, value), ("wasm_stack_kib", 128));
+                break;
+            }
+        }
+        assert!(depth < 1_000_000, "128 KiB never overflowed");
+    }
+    small.finish().await;
+    // ... fits in a tool whose own limit is larger, on a host whose
+    // default is the small one.
+    let mut large = Hostile::new(
+        "stack-large",
+        Setup {
+            host: "wasm_stack_kib = 128",
+            limits: "wasm_stack_kib = 4096",
+            ..Setup::default()
+        },
+    );
+    assert_eq!(
+        ok(large
+            .call("hostile.recurse", json!({ "depth": depth }))
+            .await),
+        0
+    );
+    large.finish().await;
+}
+
+#[tokio::test]
 async fn memory_bomb_trips_the_memory_limit() {
     let mut t = Hostile::new(
         "memory",

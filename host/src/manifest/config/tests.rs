@@ -242,3 +242,34 @@ fn host_limits_below_their_minimum_are_located() {
         "{err}"
     );
 }
+
+#[test]
+fn wasm_stack_is_checked_per_tool_and_for_the_host() {
+    let with = |limits: &str| {
+        GOOD.replace(
+            "sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"",
+            &format!(
+                "sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nlimits = {{ {limits} }}"
+            ),
+        )
+    };
+    let c = parse(&with("wasm_stack_kib = 256")).unwrap();
+    assert_eq!(c.tools["fetch"].limits.wasm_stack_kib, Some(256));
+    assert_eq!(
+        parse(GOOD).unwrap().tools["fetch"].limits.wasm_stack_kib,
+        None
+    );
+
+    let err = error(&with("wasm_stack_kib = 8"));
+    assert!(
+        err.starts_with("airlock.toml:")
+            && err.contains("tools.fetch.limits.wasm_stack_kib: expected 64 to 16384 KiB, got 8"),
+        "{err}"
+    );
+    let err = error(&format!("[host]\nwasm_stack_kib = 100000\n{GOOD}"));
+    assert!(
+        err.starts_with("airlock.toml:2:")
+            && err.contains("host.wasm_stack_kib: expected at most 16384, got 100000"),
+        "{err}"
+    );
+}
