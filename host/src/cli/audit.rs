@@ -74,14 +74,28 @@ pub fn run(config: &airlock::manifest::Config, command: Command) -> anyhow::Resu
                 until,
             };
             let events = airlock::audit::query(dir, &filter)?;
+            let mut text = String::new();
             if json {
                 for e in &events {
-                    println!("{}", serde_json::to_string(e)?);
+                    text.push_str(&serde_json::to_string(e)?);
+                    text.push('\n');
                 }
             } else {
-                print!("{}", airlock::audit::render_table(&events));
+                text = airlock::audit::render_table(&events);
             }
+            print_all(&text)?;
         }
     }
     Ok(0)
+}
+
+/// Writes `text` to standard output. A reader that stops early (`| head`)
+/// is not an error: the output it wanted was written.
+fn print_all(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
