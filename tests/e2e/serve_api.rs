@@ -88,6 +88,49 @@ fn api_failures_have_codes_and_statuses() {
 }
 
 #[test]
+fn a_broken_limit_is_422_and_a_busy_user_429() {
+    let extra = "\n[host]\nmax_concurrent_calls_per_user = 1\n\n[tools.fetch.limits]\nmax_response_bytes = 2000\n";
+    let fx = fixture(extra, "");
+    fx.link("alice", &canary());
+    let server = HttpServer::start(&fx);
+
+    let big = json!({ "arguments": { "url": format!("{}/bytes/5000", fx.upstream) } });
+    let (status, out) = call(&server, ALICE_KEY, "alice", "fetch.fetch", big);
+    assert_eq!(status, 422, "{out:#}");
+    assert_eq!(out["error"]["code"], "limit");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_response_bytes"),
+        "{out:#}"
+    );
+
+    // One slow call holds alice's only slot; a second one is refused.
+    let slow = json!({ "arguments": { "url": format!("{}/delay/3", fx.upstream) } });
+    let (base, upstream) = (server.base.clone(), fx.upstream.clone());
+    let first = std::thread::spawn(move || {
+        let auth = format!("Bearer {ALICE_KEY}");
+        http(
+            "POST",
+            &format!("{base}/v1/tools/fetch.fetch/call"),
+            &[("authorization", &auth), ("airlock-user", "alice")],
+            Some(&slow.to_string()),
+        )
+        .0
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let quick = json!({ "arguments": { "url": format!("{upstream}/get") } });
+    let (status, out) = call(&server, ALICE_KEY, "alice", "fetch.fetch", quick.clone());
+    assert_eq!(status, 429, "{out:#}");
+    assert_eq!(out["error"]["code"], "busy");
+    assert_eq!(first.join().unwrap(), 200);
+    // With the slot free again, the same call runs.
+    let (status, out) = call(&server, ALICE_KEY, "alice", "fetch.fetch", quick);
+    assert_eq!(status, 200, "{out:#}");
+}
+
+#[test]
 fn health_and_metrics_in_prometheus_text_format() {
     let fx = fixture("", "");
     fx.link("alice", &canary());

@@ -123,7 +123,14 @@ fn failure(server: &Server, err: CallFailure, user: &str) -> Response {
         CallFailure::Host(CallError::InvalidArguments { .. } | CallError::InvalidUser(_)) => {
             (StatusCode::BAD_REQUEST, "invalid_arguments")
         }
-        CallFailure::Host(CallError::Limit { .. }) => (StatusCode::INTERNAL_SERVER_ERROR, "limit"),
+        // More calls at once than allowed: the caller may retry later.
+        CallFailure::Host(CallError::Limit { limit, .. })
+            if limit.starts_with("max_concurrent") =>
+        {
+            (StatusCode::TOO_MANY_REQUESTS, "busy")
+        }
+        // The tool broke one of its limits: not a fault of the server.
+        CallFailure::Host(CallError::Limit { .. }) => (StatusCode::UNPROCESSABLE_ENTITY, "limit"),
         CallFailure::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
         CallFailure::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, "cancelled"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "trap"),
