@@ -136,3 +136,51 @@ async fn a_thousand_concurrent_calls_leave_a_valid_chain() {
             .all(|e| e.reason.as_deref() == Some("no_matching_grant"))
     );
 }
+
+#[test]
+fn a_request_cut_off_by_the_end_of_its_call_is_still_audited() {
+    let fx = Fixture::with_endpoints(&["\n[tools.fetch.limits]\ntimeout_ms = 1000\n"]);
+    let token = canary();
+    fx.link("alice", &token);
+    let out = fx.airlock(
+        &[
+            "call",
+            "fetch.fetch",
+            "--user",
+            "alice",
+            "--args",
+            &json!({ "url": format!("{}/delay/4", fx.upstream) }).to_string(),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("timeout_ms"),
+        "{stderr}"
+    );
+
+    let out = fx.airlock(&["audit", "query", "--json"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The request is recorded when it is cut off, which can come after
+    // its call's end; the call id ties them together.
+    let mut kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["call_end", "call_start", "request"], "{text}");
+    let request = events.iter().find(|e| e["kind"] == "request").unwrap();
+    assert_eq!(request["call_id"], events[0]["call_id"], "{request}");
+    assert_eq!(request["decision"], "allow", "{request}");
+    assert_eq!(request["reason"], "unanswered", "{request}");
+    assert_eq!(request["connection"], "demo", "{request}");
+    assert_eq!(request["path"], "/delay/4", "{request}");
+    assert!(!text.contains(&token));
+    let out = fx.airlock(&["audit", "verify"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

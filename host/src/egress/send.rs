@@ -66,6 +66,56 @@ pub(super) enum SendError {
     },
 }
 
+/// The audit event of a request sent but not answered yet, recorded with
+/// reason `unanswered` if the call ends before the answer comes.
+struct Unanswered {
+    call: Arc<CallContext>,
+    event: Option<crate::audit::Event>,
+    started: Instant,
+    bytes_out: Arc<AtomicU64>,
+}
+
+impl Unanswered {
+    fn new(
+        call: &Arc<CallContext>,
+        target: &Target,
+        grant: &Grant,
+        method: &str,
+        started: Instant,
+        bytes_out: &Arc<AtomicU64>,
+    ) -> Unanswered {
+        let mut event = call.event(Some(target), method);
+        event.connection = grant.connection.clone();
+        if grant.connection.is_some() {
+            event.scopes = call.scopes_of(grant);
+        }
+        event.decision = Some(Decision::Allow);
+        event.reason = Some("unanswered".to_string());
+        Unanswered {
+            call: call.clone(),
+            event: Some(event),
+            started,
+            bytes_out: bytes_out.clone(),
+        }
+    }
+
+    /// The exchange finished (with an answer or an error, each audited
+    /// where it is handled).
+    fn disarm(&mut self) {
+        self.event = None;
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(mut event) = self.event.take() {
+            event.bytes_out = self.bytes_out.load(Ordering::Relaxed);
+            event.duration_ms = Some(self.started.elapsed().as_millis() as u64);
+            self.call.record(event);
+        }
+    }
+}
+
 fn failed(error: HttpError, code: &'static str) -> SendError {
     SendError::Failed { error, code }
 }
@@ -175,8 +225,13 @@ pub(super) async fn send(
     };
     let request = http::Request::from_parts(parts, body);
 
-    let (response, sender) =
-        exchange(call, &key, request, connect_timeout, first_byte_timeout).await?;
+    // The request may go out from here on. A call that ends before the
+    // upstream answers (its time ran out, it was cancelled) drops this
+    // future; the request is audited all the same.
+    let mut unanswered = Unanswered::new(call, target, grant, &method, started, &bytes_out);
+    let exchanged = exchange(call, &key, request, connect_timeout, first_byte_timeout).await;
+    unanswered.disarm();
+    let (response, sender) = exchanged?;
     let (mut parts, incoming) = response.into_parts();
     let incoming = Returning::new(incoming, call.egress.pool.clone(), key, sender);
     let (header_redactions, decoder) = match &redactor {
