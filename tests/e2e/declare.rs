@@ -194,7 +194,7 @@ fn a_strict_tool_asking_for_more_than_the_grant_does_not_load() {
     let err = Host::load(&fx.config(), airlock::audit::AuditLog::disabled())
         .err()
         .expect("a strict tool with an ungranted need must not load");
-    let LoadError::Strict { tool, findings } = &err else {
+    let LoadError::Strict { tool, findings, .. } = &err else {
         panic!("expected a strict refusal, got {err}");
     };
     assert_eq!(tool, "fetch");
@@ -217,6 +217,20 @@ fn a_strict_tool_asking_for_more_than_the_grant_does_not_load() {
         "{stdout}"
     );
     assert!(stdout.contains("2 error(s), 0 warning(s)"), "{stdout}");
+
+    // What does not refuse a strict tool is still reported beside what does.
+    let unused = format!(
+        "\n[[tools.fetch.endpoints]]\nurl = \"http://127.0.0.1:{}/unused/**\"\nmethods = \"GET\"\nunauthenticated = true\nallow_private = true\n",
+        fx.port
+    );
+    let mut config = std::fs::read_to_string(&fx.config_path).unwrap();
+    config.push_str(&unused);
+    std::fs::write(&fx.config_path, config).unwrap();
+    let out = fx.airlock(&["check"], None);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("2 error(s), 1 warning(s)"), "{stdout}");
+    assert!(stdout.contains("is not used"), "{stdout}");
 }
 
 #[test]

@@ -217,7 +217,9 @@ fn load_problems(config: &Config, name: &str, err: LoadError) -> Vec<Problem> {
         message,
     };
     match err {
-        LoadError::Strict { findings, .. } => findings
+        LoadError::Strict {
+            findings, warnings, ..
+        } => findings
             .iter()
             .map(|f| {
                 let mut p = Problem::from_finding(&config.file, f, Severity::Error);
@@ -229,6 +231,11 @@ fn load_problems(config: &Config, name: &str, err: LoadError) -> Vec<Problem> {
                 }
                 p
             })
+            .chain(
+                warnings
+                    .iter()
+                    .map(|f| Problem::from_finding(&config.file, f, Severity::Warning)),
+            )
             .collect(),
         LoadError::Declaration {
             source: super::DeclarationError::Invalid(errors),

@@ -110,16 +110,15 @@ pub(super) fn effective_grant(
     tool: &ToolConfig,
     operator: &Config,
     declaration: Option<&Declaration>,
-) -> Result<Effective, Vec<Finding>> {
+) -> Result<Effective, (Vec<Finding>, Vec<Finding>)> {
     let effective = effective::effective(name, tool, &operator.connections, declaration);
-    let refusing: Vec<Finding> = effective
+    let (refusing, others): (Vec<Finding>, Vec<Finding>) = effective
         .findings
         .iter()
-        .filter(|f| f.kind.refuses_strict())
         .cloned()
-        .collect();
+        .partition(|f| f.kind.refuses_strict());
     if tool.strict && !refusing.is_empty() {
-        return Err(refusing);
+        return Err((refusing, others));
     }
     Ok(effective)
 }

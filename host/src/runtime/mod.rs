@@ -278,6 +278,9 @@ pub enum LoadError {
         /// Each need that is not granted, with the config lines that would
         /// grant it.
         findings: Vec<crate::manifest::Finding>,
+        /// What else did not line up (grants not used, and the like); not
+        /// a reason to refuse, reported beside the findings.
+        warnings: Vec<crate::manifest::Finding>,
     },
     /// The vault could not be opened.
     #[error(transparent)]
@@ -752,9 +755,10 @@ fn load_tool(
         }
     })?;
     let effective = declared::effective_grant(name, config, operator, declaration.as_ref())
-        .map_err(|findings| LoadError::Strict {
+        .map_err(|(findings, warnings)| LoadError::Strict {
             tool: name.into(),
             findings,
+            warnings,
         })?;
     declared::check_operator_grants(name, config)?;
     let grants: Vec<Grant> = effective
