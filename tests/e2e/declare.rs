@@ -407,3 +407,34 @@ connection = "broken"
         "{stdout}"
     );
 }
+
+#[test]
+fn check_reports_a_client_secret_that_cannot_be_read() {
+    let fx = Fixture::new();
+    let secret_file = fx.dir.path().join("client.secret");
+    let config = std::fs::read_to_string(&fx.config_path).unwrap().replace(
+        "[connections.demo]\n",
+        &format!(
+            "[connections.demo]\nprovider = \"github\"\nclient_id = \"abc\"\nclient_secret_file = {:?}\n",
+            secret_file.display().to_string()
+        ),
+    );
+    assert!(config.contains("client_secret_file"), "{config}");
+    std::fs::write(&fx.config_path, config).unwrap();
+
+    let out = fx.airlock(&["check"], None);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(": error: connections.demo: client secret of connection \"demo\"")
+            && stdout.contains("client.secret"),
+        "{stdout}"
+    );
+
+    let secret = canary();
+    std::fs::write(&secret_file, &secret).unwrap();
+    let out = fx.airlock(&["check"], None);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains(&secret) && !text(&out.stderr).contains(&secret));
+}

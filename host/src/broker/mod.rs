@@ -189,6 +189,16 @@ pub enum BrokerError {
     Consent(String),
 }
 
+/// Checks that connection `name`'s client secret can be read (the
+/// environment variable is set, the file is readable and not empty),
+/// without keeping it; for `airlock check`.
+pub fn check_client_secret(
+    name: &str,
+    settings: &crate::manifest::OAuthSettings,
+) -> Result<(), BrokerError> {
+    Provider::new(name, settings).map(drop)
+}
+
 impl Broker {
     /// A broker over `vault` with no OAuth connections: it hands out stored
     /// tokens and never refreshes.

@@ -141,6 +141,28 @@ pub fn check(path: &Path) -> CheckReport {
         tools: 0,
         connections: config.connections.len(),
     };
+    // What `airlock tools` would refuse before loading anything.
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for (name, connection) in &config.connections {
+        let Some(oauth) = &connection.oauth else {
+            continue;
+        };
+        if let Err(err) = crate::broker::check_client_secret(name, oauth) {
+            let header = format!("[connections.{name}]");
+            let line = text
+                .lines()
+                .position(|l| l.trim() == header)
+                .map_or(0, |i| i + 1);
+            report.problems.push(Problem {
+                severity: Severity::Error,
+                file: path.to_path_buf(),
+                line,
+                column: 0,
+                key: format!("connections.{name}"),
+                message: err.to_string(),
+            });
+        }
+    }
     if config.tools.is_empty() {
         return report;
     }
