@@ -489,19 +489,24 @@ mod tests {
         assert!(!ahead.fresh(Some(real + 150), None));
     }
 
-    #[tokio::test]
-    async fn fresh_tokens_are_served_from_memory() {
-        let (dir, b) = broker(0);
-        let now = b.now();
-        let record = TokenRecord {
+    /// A record valid for an hour from `now`, with no refresh token.
+    fn cached_record(now: u64, scopes: &[&str]) -> TokenRecord {
+        TokenRecord {
             access_token: Secret::new(b"cached-token-0123456789".to_vec()).unwrap(),
             refresh_token: None,
             expires_at: Some(now + 3600),
             issued_at: Some(now),
-            scopes: vec!["read".into()],
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
             version: 0,
-        };
-        b.vault().put("alice", "demo", record).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn fresh_tokens_are_served_from_memory() {
+        let (dir, b) = broker(0);
+        b.vault()
+            .put("alice", "demo", cached_record(b.now(), &["read"]))
+            .unwrap();
         let scopes = vec!["read".to_string()];
         assert!(matches!(
             b.token("alice", "demo", &scopes).await.unwrap(),
@@ -534,16 +539,9 @@ mod tests {
     #[tokio::test]
     async fn a_record_removed_by_another_process_leaves_the_cache_within_a_second() {
         let (dir, b) = broker(0);
-        let now = b.now();
-        let record = TokenRecord {
-            access_token: Secret::new(b"cached-token-0123456789".to_vec()).unwrap(),
-            refresh_token: None,
-            expires_at: Some(now + 3600),
-            issued_at: Some(now),
-            scopes: vec![],
-            version: 0,
-        };
-        b.vault().put("alice", "demo", record).unwrap();
+        b.vault()
+            .put("alice", "demo", cached_record(b.now(), &[]))
+            .unwrap();
         assert!(matches!(
             b.token("alice", "demo", &[]).await.unwrap(),
             TokenOutcome::Token(_)

@@ -366,36 +366,25 @@ async fn decide_and_send(
         Ok(i) => i,
         Err(denial) => return Err(call.deny(Some(&target), &method, &denial.reason, &denial.hint)),
     };
-    if let Some(name) = request
-        .headers()
-        .keys()
-        .find(|n| policy::is_forbidden_header(n.as_str()))
-    {
-        let reason = DenyReason::ForbiddenHeader(name.as_str().to_string());
-        return Err(call.deny(
-            Some(&target),
-            &method,
-            &reason,
-            "the host sets this header itself",
-        ));
-    }
     let grant = &call.tool.policy.grants()[index];
-
-    // The response guard sees one response at a time: the slices of an
-    // echo fetched with `Range` would each pass it.
-    if grant.connection.is_some()
-        && let Some(name) = request
-            .headers()
-            .keys()
-            .find(|n| guard::is_slicing_header(n.as_str()))
-    {
+    // Headers the host sets itself, and, on a request that carries a
+    // token, the range headers: the response guard sees one response at a
+    // time, so the slices of an echo fetched with `Range` would each pass.
+    let refused = request.headers().keys().find_map(|n| {
+        if policy::is_forbidden_header(n.as_str()) {
+            Some((n, "the host sets this header itself"))
+        } else if grant.connection.is_some() && guard::is_slicing_header(n.as_str()) {
+            Some((
+                n,
+                "a request that carries a connection's token may not ask for a byte range",
+            ))
+        } else {
+            None
+        }
+    });
+    if let Some((name, hint)) = refused {
         let reason = DenyReason::ForbiddenHeader(name.as_str().to_string());
-        return Err(call.deny(
-            Some(&target),
-            &method,
-            &reason,
-            "a request that carries a connection's token may not ask for a byte range",
-        ));
+        return Err(call.deny(Some(&target), &method, &reason, hint));
     }
 
     // Fetch the token before connecting: no credential, no connection.
