@@ -5,7 +5,9 @@
 //! Every measurement runs in this one process against the real host, with a
 //! loopback upstream in a child process; the native baseline is measured in
 //! the same run against the same upstream. Plain timing, many iterations,
-//! nearest-rank percentiles. `--only N` runs item N alone, for a profiler.
+//! nearest-rank percentiles. `--only N` runs item N alone, for a profiler;
+//! `--workers N` runs on N runtime threads instead of one per core. Either
+//! prints the table and writes no file.
 
 mod report;
 mod scenarios;
@@ -13,6 +15,11 @@ mod stats;
 mod upstream;
 
 use std::path::PathBuf;
+
+/// The same allocator as the `airlock` binary, so the host is measured as it
+/// runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,20 +38,30 @@ fn main() {
         None => root.join("BENCHMARKS.md"),
     };
 
-    // `--only N` runs one item (for profiling) and writes no file.
+    // `--only N` runs one item (for profiling) and writes no file; so does
+    // a run with `--workers`.
     let only = args.iter().position(|a| a == "--only").map(|i| {
         args[i + 1]
             .parse::<u8>()
             .expect("--only takes an item number")
     });
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("building the runtime");
+    // `--workers N` sets the runtime's worker threads (default: one per
+    // core), to see what handing tasks between threads costs.
+    let workers = args.iter().position(|a| a == "--workers").map(|i| {
+        args.get(i + 1)
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .expect("--workers takes a positive number")
+    });
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    let runtime = builder.enable_all().build().expect("building the runtime");
     let results = runtime.block_on(report::run(quick, only));
     print!("{}", report::table(&results));
-    if only.is_some() {
+    if only.is_some() || workers.is_some() {
         return;
     }
     let text = report::markdown(&results, quick);
