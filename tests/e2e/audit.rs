@@ -184,3 +184,54 @@ fn a_request_cut_off_by_the_end_of_its_call_is_still_audited() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_future_is_dropped_still_ends_in_the_audit() {
+    let fx = Fixture::new();
+    let token = canary();
+    fx.link("alice", &token);
+    let (host, audit) = fx.host();
+    let call = host.call(airlock::runtime::CallRequest {
+        tool: "fetch.fetch".into(),
+        user: "alice".into(),
+        caller: "embedder".into(),
+        args: json!({ "url": format!("{}/delay/4", fx.upstream) }),
+    });
+    // The embedder gives up on the call (its own timeout) and drops it.
+    let given_up = tokio::time::timeout(std::time::Duration::from_millis(500), call).await;
+    assert!(given_up.is_err(), "the call ended before it was dropped");
+
+    // The cut-off request is recorded when its aborted task is dropped,
+    // which the runtime does on its own time.
+    let (mut text, mut events) = (String::new(), Vec::new());
+    for _ in 0..40 {
+        audit.flush().unwrap();
+        let out = fx.airlock(&["audit", "query", "--json"], None);
+        text = String::from_utf8_lossy(&out.stdout).into_owned();
+        events = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect();
+        if events.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["call_end", "call_start", "request"], "{text}");
+    let end = events.iter().find(|e| e["kind"] == "call_end").unwrap();
+    assert_eq!(end["call_id"], events[0]["call_id"], "{end}");
+    assert_eq!(end["decision"], "error", "{end}");
+    assert_eq!(end["reason"], "cancelled", "{end}");
+    assert_eq!(end["caller"], "embedder", "{end}");
+    let request = events.iter().find(|e| e["kind"] == "request").unwrap();
+    assert_eq!(request["reason"], "unanswered", "{request}");
+    assert!(!text.contains(&token));
+    let out = fx.airlock(&["audit", "verify"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -479,8 +479,8 @@ impl Host {
 
     /// Like [`Host::call`], but when `cancel` fires first the guest is
     /// stopped and the call ends with [`CallError::Cancelled`], audited as a
-    /// `call_end` with reason `cancelled`. (Dropping the future of a running
-    /// call stops the guest too, but records no `call_end`.)
+    /// `call_end` with reason `cancelled`. Dropping the future of a running
+    /// call stops the guest too, and is audited the same way.
     pub async fn call_cancellable(
         &self,
         request: CallRequest,
@@ -512,6 +512,20 @@ impl Host {
         );
         start.decision = Some(Decision::Allow);
         self.record(start);
+        // From here on the call has a `call_end`, even if this future is
+        // dropped before it finishes.
+        let mut unfinished = Unfinished {
+            audit: self.audit.clone(),
+            end: Some(Event::new(
+                EventKind::CallEnd,
+                &call_id,
+                &request.user,
+                &request.caller,
+                &def.name,
+                &tool.egress.component,
+            )),
+            started,
+        };
 
         let call = Arc::new(CallContext::new(
             self.egress.clone(),
@@ -537,15 +551,7 @@ impl Host {
             }),
         };
 
-        let mut end = Event::new(
-            EventKind::CallEnd,
-            &call_id,
-            &request.user,
-            &request.caller,
-            &def.name,
-            &tool.egress.component,
-        );
-        end.duration_ms = Some(started.elapsed().as_millis() as u64);
+        let mut end = unfinished.finish();
         let outcome = match result {
             Ok(results) => match call.take_authorization_required() {
                 Some(required) => Err(CallError::AuthorizationRequired(required)),
@@ -667,8 +673,41 @@ impl Host {
     }
 
     fn record(&self, event: Event) {
-        if let Err(err) = self.audit.record(event) {
-            tracing::error!(%err, "audit write failed");
+        record(&self.audit, event);
+    }
+}
+
+fn record(audit: &AuditLog, event: Event) {
+    if let Err(err) = audit.record(event) {
+        tracing::error!(%err, "audit write failed");
+    }
+}
+
+/// The `call_end` of a call that has started: recorded as cancelled if the
+/// call's future is dropped before [`Unfinished::finish`] takes it.
+struct Unfinished {
+    audit: AuditLog,
+    end: Option<Event>,
+    started: Instant,
+}
+
+impl Unfinished {
+    /// The `call_end` event, with the call's duration, for the caller to
+    /// complete and record.
+    fn finish(&mut self) -> Event {
+        let mut end = self.end.take().expect("a call finishes once");
+        end.duration_ms = Some(self.started.elapsed().as_millis() as u64);
+        end
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if self.end.is_some() {
+            let mut end = self.finish();
+            end.decision = Some(Decision::Error);
+            end.reason = Some("cancelled".into());
+            record(&self.audit, end);
         }
     }
 }
