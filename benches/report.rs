@@ -341,7 +341,8 @@ Where the time goes in item 2 (`perf record` and `perf stat` of \
 `--workers 1`, 2026-12-04). Both misses are CPU, not waiting: the \
 `CPU per request` rows count every thread of this process (the upstream \
 is a child process and not counted). At c=32 a mediated GET costs about \
-7.5 times the native client's CPU (about 77-80 µs against 10-11 µs), so \
+7.5 times the native client's CPU (74-80 µs against about 10 µs across \
+runs), so \
 on two cores the rate cannot pass about 0.2 of native however the work is \
 scheduled; 0.8 would need the whole mediated call, fresh instance \
 included, in about 13 µs of CPU. Inclusive shares of the worker threads \
@@ -359,13 +360,15 @@ that the policy denies, with no HTTP at all, already costs 25-50 µs median \
 set, its resources and the audit records, which an instance kept warm \
 across calls would avoid and the fresh-instance-per-call rule forbids. \
 At c=1 on an idle machine the added latency is mostly the runtime's \
-second worker thread: it is woken, finds nothing, and sleeps again \
-several times per call (`perf stat`: 5.3 context switches per mediated \
+second worker thread, which is woken and goes back to sleep several \
+times per call (`perf stat`: 5.3 context switches per mediated \
 call against 2.0 per native request), which doubles the CPU per call; \
 with `--workers 1` the same call took 127 µs of CPU instead of 208 µs and \
 its median latency fell from 209 µs to 168 µs (native 85 µs). Under load \
 the workers stay busy and that cost goes away, which is why the c=1 row \
-moves with the machine's load. The binary's allocator matters most \
+moves with the machine's load (the native client's own c=1 median \
+moved between 12 µs and 85 µs across the day's runs, the machine idle). \
+The binary's allocator matters most \
 under concurrency: with glibc's `malloc` the c=32 rate was 12,200/s, \
 with mimalloc (now the `airlock` binary's and this suite's allocator) \
 22,400/s on the same machine minutes apart, because frees of memory \
