@@ -438,3 +438,44 @@ fn check_reports_a_client_secret_that_cannot_be_read() {
     assert!(out.status.success(), "{stdout}");
     assert!(!stdout.contains(&secret) && !text(&out.stderr).contains(&secret));
 }
+
+#[test]
+fn a_memory_limit_below_the_components_own_memory_is_named() {
+    let echo = guests::ECHO;
+    let fx = Fixture::with_endpoints(&[&format!(
+        "\n[tools.echo]\nsource = {echo:?}\nsha256 = \"{}\"\nlimits = {{ memory_mib = 1 }}\n",
+        sha256_file(Path::new(echo))
+    )]);
+    // The echo component starts with a little more than 1 MiB of memory
+    // (Rust's 1 MiB stack and its data).
+    let err = Host::load(&fx.config(), airlock::audit::AuditLog::disabled())
+        .err()
+        .expect("a host whose tool cannot start loaded");
+    let LoadError::Memory {
+        tool,
+        bytes,
+        memory_mib,
+        needed_mib,
+    } = &err
+    else {
+        panic!("not a memory error: {err}");
+    };
+    assert_eq!((tool.as_str(), *memory_mib, *needed_mib), ("echo", 1, 2));
+    assert!(*bytes > 1 << 20 && *bytes <= 2 << 20, "{bytes}");
+
+    let out = fx.airlock(&["check"], None);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(": error: tools.echo.limits.memory_mib: its component starts with")
+            && stdout.contains("set memory_mib to at least 2"),
+        "{stdout}"
+    );
+
+    let fixed = std::fs::read_to_string(&fx.config_path)
+        .unwrap()
+        .replace("memory_mib = 1 ", "memory_mib = 2 ");
+    std::fs::write(&fx.config_path, fixed).unwrap();
+    let out = fx.airlock(&["check"], None);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+}

@@ -276,6 +276,11 @@ fn load_problems(config: &Config, name: &str, err: LoadError) -> Vec<Problem> {
                 path.display()
             ),
         )],
+        LoadError::Memory { .. } => vec![at(
+            tool.lines.table,
+            format!("tools.{name}.limits.memory_mib"),
+            strip_tool(&err, name),
+        )],
         LoadError::Read { path, source, .. } => vec![at(
             tool.lines.table,
             format!("tools.{name}.source"),

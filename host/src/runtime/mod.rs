@@ -234,6 +234,21 @@ pub enum LoadError {
         /// Compiler message.
         reason: String,
     },
+    /// The component starts with more linear memory than its limit allows.
+    #[error(
+        "tool {tool:?}: its component starts with a linear memory of {bytes} bytes, \
+         more than limits.memory_mib = {memory_mib} allows; set memory_mib to at least {needed_mib}"
+    )]
+    Memory {
+        /// Tool name.
+        tool: String,
+        /// Initial size of the component's largest memory.
+        bytes: u64,
+        /// The tool's configured limit.
+        memory_mib: u64,
+        /// The smallest limit that holds it.
+        needed_mib: u64,
+    },
     /// The exports cannot be offered as tools.
     #[error("tool {tool:?}: {source}")]
     Describe {
@@ -745,6 +760,18 @@ fn load_tool(
         });
     }
 
+    // Checked before compiling: the pool would refuse the slot with a
+    // message that does not name the limit.
+    let initial = initial_memory_bytes(&bytes);
+    if initial > config.limits.memory_mib.saturating_mul(1 << 20) {
+        return Err(LoadError::Memory {
+            tool: name.into(),
+            bytes: initial,
+            memory_mib: config.limits.memory_mib,
+            needed_mib: initial.div_ceil(1 << 20),
+        });
+    }
+
     let defs = crate::tools::describe(&bytes, name).map_err(|source| LoadError::Describe {
         tool: name.into(),
         source,
@@ -876,8 +903,47 @@ fn classify_trap(
 /// Longest trap message passed on, in bytes.
 const MAX_TRAP_REASON: usize = 2048;
 
+/// The initial size, in bytes, of the largest linear memory any core module
+/// of `component` defines (imported memories are defined elsewhere). What
+/// cannot be parsed counts as nothing here; compiling reports it.
+fn initial_memory_bytes(component: &[u8]) -> u64 {
+    let mut largest = 0u64;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        let Ok(wasmparser::Payload::MemorySection(memories)) = payload else {
+            continue;
+        };
+        for memory in memories.into_iter().flatten() {
+            let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+            largest = largest.max(memory.initial.saturating_mul(page));
+        }
+    }
+    largest
+}
+
 fn new_call_id() -> String {
     let mut bytes = [0u8; 12];
     rand::fill(&mut bytes);
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::initial_memory_bytes;
+
+    #[test]
+    fn initial_memory_is_the_largest_memory_a_module_defines() {
+        let one = wat::parse_str("(module (memory 3))").unwrap();
+        assert_eq!(initial_memory_bytes(&one), 3 << 16);
+        let two = wat::parse_str("(module (memory 2) (memory 17 20))").unwrap();
+        assert_eq!(initial_memory_bytes(&two), 17 << 16);
+        // An imported memory is allocated by whoever defines it.
+        let imported = wat::parse_str(r#"(module (import "m" "mem" (memory 40)))"#).unwrap();
+        assert_eq!(initial_memory_bytes(&imported), 0);
+        // Memories of modules nested in a component count too.
+        let component =
+            wat::parse_str("(component (core module (memory 5)) (core module (memory 9)))")
+                .unwrap();
+        assert_eq!(initial_memory_bytes(&component), 9 << 16);
+        assert_eq!(initial_memory_bytes(b"not wasm"), 0);
+    }
 }
