@@ -173,6 +173,40 @@ async fn a_declaration_beyond_the_grant_loads_with_a_warning_and_extras_are_deni
         let err = tool_error(fetch(&host, "alice", args.clone()).await);
         assert_eq!(err, "HTTP-request-denied", "{args}");
     }
+    // The operator's log says which of the two each denial is (the CLI
+    // opens the audit log this host holds).
+    drop((host, _audit));
+    let denial_hint = |args: serde_json::Value| {
+        let out = fx.airlock(
+            &[
+                "call",
+                "fetch.fetch",
+                "--user",
+                "alice",
+                "--args",
+                &args.to_string(),
+            ],
+            None,
+        );
+        let stderr = text(&out.stderr);
+        stderr
+            .lines()
+            .find(|l| l.contains("airlock.egress.denied"))
+            .unwrap_or_else(|| panic!("no denial logged for {args}:\n{stderr}"))
+            .to_owned()
+    };
+    let undeclared = denial_hint(json!({ "url": format!("{}/headers", fx.upstream) }));
+    assert!(
+        undeclared.contains("grant 0 of tool fetch")
+            && undeclared.contains("the tool's declaration does not ask for it"),
+        "{undeclared}"
+    );
+    let ungranted =
+        denial_hint(json!({ "url": format!("{}/delete", fx.upstream), "method": "DELETE" }));
+    assert!(
+        !ungranted.contains("does not ask for it") && ungranted.contains("DELETE"),
+        "{ungranted}"
+    );
 
     // `airlock check` reports the same as warnings and succeeds.
     let out = fx.airlock(&["check"], None);

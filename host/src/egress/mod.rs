@@ -98,6 +98,10 @@ pub struct ToolEgress {
     pub scopes: Vec<Vec<String>>,
     /// Per-call limits.
     pub limits: Limits,
+    /// The operator's grants as written, kept when the tool's declaration
+    /// narrowed them: a denial the declaration caused gets a hint that
+    /// says so, not one that asks for a grant that already exists.
+    pub operator: Option<Policy>,
 }
 
 /// One call's view of the gate: who the call is for and what it has used.
@@ -354,6 +358,19 @@ async fn gate(
         .await
 }
 
+/// The hint for a request the operator grants but the tool's declaration
+/// left out, or `None` when the operator's grants do not allow it either.
+fn undeclared_hint(tool: &ToolEgress, method: &str, target: &Target) -> Option<String> {
+    let index = tool.operator.as_ref()?.decide(method, target).ok()?;
+    let grant = &tool.operator.as_ref()?.grants()[index];
+    Some(format!(
+        "grant {index} of tool {} ({grant}) allows this, but the tool's declaration \
+         does not ask for it, so it is not part of the tool's effective grant; \
+         `airlock inspect` shows the declaration",
+        tool.tool
+    ))
+}
+
 async fn decide_and_send(
     call: Arc<CallContext>,
     target: Target,
@@ -364,7 +381,10 @@ async fn decide_and_send(
 ) -> Result<Sent, HttpError> {
     let index = match call.tool.policy.decide(&method, &target) {
         Ok(i) => i,
-        Err(denial) => return Err(call.deny(Some(&target), &method, &denial.reason, &denial.hint)),
+        Err(denial) => {
+            let hint = undeclared_hint(&call.tool, &method, &target).unwrap_or(denial.hint);
+            return Err(call.deny(Some(&target), &method, &denial.reason, &hint));
+        }
     };
     let grant = &call.tool.policy.grants()[index];
     // Headers the host sets itself, and, on a request that carries a

@@ -138,22 +138,28 @@ pub(super) fn log_findings(name: &str, operator: &Config, findings: &[Finding]) 
     }
 }
 
-/// Two operator grants for different connections that one request could
-/// match are a config error, whether or not the declaration uses them.
-pub(super) fn check_operator_grants(
+/// The operator's grants for tool `name` as written, before any
+/// declaration narrows them. Two of them for different connections that
+/// one request could match are a config error, whether or not the
+/// declaration uses them.
+pub(super) fn operator_policy(
     name: &str,
     config: &ToolConfig,
-) -> Result<(), super::LoadError> {
-    let grants = config.endpoints.iter().map(|e| crate::policy::Grant {
+) -> Result<crate::policy::Policy, super::LoadError> {
+    crate::policy::Policy::new(config.endpoints.iter().map(grant_of).collect()).map_err(|source| {
+        super::LoadError::Policy {
+            tool: name.into(),
+            source,
+        }
+    })
+}
+
+/// The policy's form of one granted endpoint.
+pub(super) fn grant_of(e: &crate::manifest::EndpointGrant) -> crate::policy::Grant {
+    crate::policy::Grant {
         methods: e.methods.clone(),
         url: e.url.clone(),
         connection: e.connection.clone(),
         allow_private: e.allow_private,
-    });
-    crate::policy::Policy::new(grants.collect())
-        .map(drop)
-        .map_err(|source| super::LoadError::Policy {
-            tool: name.into(),
-            source,
-        })
+    }
 }

@@ -826,17 +826,8 @@ fn load_tool(
             findings,
             warnings,
         })?;
-    declared::check_operator_grants(name, config)?;
-    let grants: Vec<Grant> = effective
-        .endpoints
-        .iter()
-        .map(|e| Grant {
-            methods: e.methods.clone(),
-            url: e.url.clone(),
-            connection: e.connection.clone(),
-            allow_private: e.allow_private,
-        })
-        .collect();
+    let operator_grants = declared::operator_policy(name, config)?;
+    let grants: Vec<Grant> = effective.endpoints.iter().map(declared::grant_of).collect();
     let scopes = effective
         .endpoints
         .iter()
@@ -846,12 +837,15 @@ fn load_tool(
         tool: name.into(),
         source,
     })?;
+
     let egress = Arc::new(ToolEgress {
         tool: name.into(),
         component: actual,
         policy,
         scopes,
         limits: config.limits.clone(),
+        // Without a declaration the effective grant is the operator's.
+        operator: declaration.is_some().then_some(operator_grants),
     });
 
     Ok(LoadedTool {
