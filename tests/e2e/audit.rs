@@ -15,17 +15,7 @@ fn cli_verifies_queries_and_finds_tampering() {
         ("bob", format!("{}/bearer", fx.upstream)),
     ];
     for (user, url) in &calls {
-        fx.airlock(
-            &[
-                "call",
-                "fetch.fetch",
-                "--user",
-                user,
-                "--args",
-                &json!({ "url": url }).to_string(),
-            ],
-            None,
-        );
+        fx.call_fetch(user, &json!({ "url": url }));
     }
 
     let out = fx.airlock(&["audit", "verify"], None);
@@ -142,16 +132,9 @@ fn a_request_cut_off_by_the_end_of_its_call_is_still_audited() {
     let fx = Fixture::with_endpoints(&["\n[tools.fetch.limits]\ntimeout_ms = 1000\n"]);
     let token = canary();
     fx.link("alice", &token);
-    let out = fx.airlock(
-        &[
-            "call",
-            "fetch.fetch",
-            "--user",
-            "alice",
-            "--args",
-            &json!({ "url": format!("{}/delay/4", fx.upstream) }).to_string(),
-        ],
-        None,
+    let out = fx.call_fetch(
+        "alice",
+        &json!({ "url": format!("{}/delay/4", fx.upstream) }),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -159,17 +142,14 @@ fn a_request_cut_off_by_the_end_of_its_call_is_still_audited() {
         "{stderr}"
     );
 
-    let out = fx.airlock(&["audit", "query", "--json"], None);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (text, events) = fx.audit_events();
     // The request is recorded when it is cut off, which can come after
     // its call's end; the call id ties them together.
-    let mut kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    kinds.sort_unstable();
-    assert_eq!(kinds, ["call_end", "call_start", "request"], "{text}");
+    assert_eq!(
+        kinds(&events),
+        ["call_end", "call_start", "request"],
+        "{text}"
+    );
     let request = events.iter().find(|e| e["kind"] == "request").unwrap();
     assert_eq!(request["call_id"], events[0]["call_id"], "{request}");
     assert_eq!(request["decision"], "allow", "{request}");
@@ -177,12 +157,14 @@ fn a_request_cut_off_by_the_end_of_its_call_is_still_audited() {
     assert_eq!(request["connection"], "demo", "{request}");
     assert_eq!(request["path"], "/delay/4", "{request}");
     assert!(!text.contains(&token));
-    let out = fx.airlock(&["audit", "verify"], None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fx.assert_audit_verifies();
+}
+
+/// The kinds of `events`, sorted.
+fn kinds(events: &[serde_json::Value]) -> Vec<&str> {
+    let mut kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    kinds
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,20 +188,17 @@ async fn a_call_whose_future_is_dropped_still_ends_in_the_audit() {
     let (mut text, mut events) = (String::new(), Vec::new());
     for _ in 0..40 {
         audit.flush().unwrap();
-        let out = fx.airlock(&["audit", "query", "--json"], None);
-        text = String::from_utf8_lossy(&out.stdout).into_owned();
-        events = text
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .collect();
+        (text, events) = fx.audit_events();
         if events.len() >= 3 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let mut kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    kinds.sort_unstable();
-    assert_eq!(kinds, ["call_end", "call_start", "request"], "{text}");
+    assert_eq!(
+        kinds(&events),
+        ["call_end", "call_start", "request"],
+        "{text}"
+    );
     let end = events.iter().find(|e| e["kind"] == "call_end").unwrap();
     assert_eq!(end["call_id"], events[0]["call_id"], "{end}");
     assert_eq!(end["decision"], "error", "{end}");
@@ -228,10 +207,5 @@ async fn a_call_whose_future_is_dropped_still_ends_in_the_audit() {
     let request = events.iter().find(|e| e["kind"] == "request").unwrap();
     assert_eq!(request["reason"], "unanswered", "{request}");
     assert!(!text.contains(&token));
-    let out = fx.airlock(&["audit", "verify"], None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fx.assert_audit_verifies();
 }

@@ -129,17 +129,7 @@ async fn a_declaration_beyond_the_grant_loads_with_a_warning_and_extras_are_deni
 
     // Loading warns with the exact lines that would grant what is missing.
     let url = format!("{}/get", fx.upstream);
-    let out = fx.airlock(
-        &[
-            "call",
-            "fetch.fetch",
-            "--user",
-            "alice",
-            "--args",
-            &json!({ "url": url }).to_string(),
-        ],
-        None,
-    );
+    let out = fx.call_fetch("alice", &json!({ "url": url }));
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     for line in [
@@ -177,17 +167,7 @@ async fn a_declaration_beyond_the_grant_loads_with_a_warning_and_extras_are_deni
     // opens the audit log this host holds).
     drop((host, _audit));
     let denial_hint = |args: serde_json::Value| {
-        let out = fx.airlock(
-            &[
-                "call",
-                "fetch.fetch",
-                "--user",
-                "alice",
-                "--args",
-                &args.to_string(),
-            ],
-            None,
-        );
+        let out = fx.call_fetch("alice", &args);
         let stderr = text(&out.stderr);
         stderr
             .lines()

@@ -79,6 +79,37 @@ allow_private = true
         (Host::load(&config, audit.clone()).unwrap(), audit)
     }
 
+    /// Runs `airlock call fetch.fetch` for `user` with `args`.
+    pub fn call_fetch(&self, user: &str, args: &serde_json::Value) -> Output {
+        let args = args.to_string();
+        self.airlock(
+            &["call", "fetch.fetch", "--user", user, "--args", &args],
+            None,
+        )
+    }
+
+    /// The recorded audit events as `airlock audit query --json` prints
+    /// them, with the text they were read from.
+    pub fn audit_events(&self) -> (String, Vec<serde_json::Value>) {
+        let out = self.airlock(&["audit", "query", "--json"], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let events = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (text, events)
+    }
+
+    /// Asserts that `airlock audit verify` accepts the chain.
+    pub fn assert_audit_verifies(&self) {
+        let out = self.airlock(&["audit", "verify"], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs the `airlock` binary with this fixture's config.
     pub fn airlock(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
