@@ -40,7 +40,7 @@ fn main() {
 
     let built = target_dir.join("wasm32-wasip2").join("release");
     let mut constants = String::new();
-    for name in ["echo", "fetch", "hostile"] {
+    for name in ["clients", "echo", "fetch", "hostile"] {
         let raw = std::fs::read(built.join(format!("{name}.wasm"))).expect("the guest was built");
         let docs = documented_package(root, &guests.join(name).join("wit"));
         let path = target_dir.join(format!("{name}.wasm"));

@@ -4,6 +4,7 @@
 
 mod audit;
 mod canary;
+mod clients;
 mod declare;
 mod fetch;
 mod hostile;
