@@ -307,6 +307,10 @@ async fn gate(
     request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<Sent, HttpError> {
+    let request = request.map(|body| {
+        use http_body_util::BodyExt as _;
+        DrainOnDrop(Some(body)).boxed_unsync()
+    });
     let started = Instant::now();
     let limits = &call.tool.limits;
     let mut request = request;
@@ -511,6 +515,57 @@ fn request_head(request: &http::Request<WasiBody>) -> http::request::Parts {
     parts.version = request.version();
     parts.headers = request.headers().clone();
     parts
+}
+
+/// The guest's request body, read to its end and dropped in a task of its
+/// own if the host lets go of it first: refused before it was sent, or
+/// dropped by hyper, which needs no body for a `content-length: 0` request
+/// or after an early answer. The guest may still be writing into it, even
+/// only to close it, and a guest whose write finds the stream closed
+/// reports its request as failed instead of reading the answer (the `wstd`
+/// client does). The task ends when the guest finishes the body or its call
+/// ends.
+struct DrainOnDrop(Option<WasiBody>);
+
+impl http_body::Body for DrainOnDrop {
+    type Data = bytes::Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, HttpError>>> {
+        match self.0.as_mut() {
+            Some(body) => std::pin::Pin::new(body).poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.as_ref().is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.as_ref().map_or_else(
+            || http_body::SizeHint::with_exact(0),
+            http_body::Body::size_hint,
+        )
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        use http_body_util::BodyExt as _;
+        let Some(mut rest) = self.0.take() else {
+            return;
+        };
+        if http_body::Body::is_end_stream(&rest) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { while let Some(Ok(_)) = rest.frame().await {} });
+        }
+    }
 }
 
 fn empty_body() -> WasiBody {

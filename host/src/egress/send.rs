@@ -385,25 +385,6 @@ pub(super) struct LimitedBody {
     call: Arc<CallContext>,
 }
 
-/// hyper drops a request body it does not need (a `content-length: 0`
-/// request, an answer that came before the body was sent) while the guest
-/// may still be writing into it, even just to close it; a guest whose write
-/// then finds the stream closed reports the request as failed (the `wstd`
-/// client does). What is left of the body is read and dropped instead,
-/// until the guest finishes it or its call ends.
-impl Drop for LimitedBody {
-    fn drop(&mut self) {
-        if self.inner.is_end_stream() {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let mut rest = std::mem::replace(&mut self.inner, super::empty_body());
-        runtime.spawn(async move { while let Some(Ok(_)) = rest.frame().await {} });
-    }
-}
-
 impl Body for LimitedBody {
     type Data = Bytes;
     type Error = HttpError;
