@@ -355,7 +355,8 @@ about 3%, the three audit records about 3% (serializing, hashing, the \
 chain lock), resetting the touched pages of the instance's memory slot \
 (`PAGEMAP_SCAN`) about 2.5%; the remainder is the kernel's loopback TCP \
 path, the runtime's scheduling and allocation, spread thin. A fetch call \
-that the policy denies, with no HTTP at all, already costs 25-50 µs median \
+that the policy denies, with no HTTP at all, already costs about 25 µs \
+median on one worker and about 50 µs on two \
 (row above): a fresh instance of a component with the full WASI import \
 set, its resources and the audit records, which an instance kept warm \
 across calls would avoid and the fresh-instance-per-call rule forbids. \
