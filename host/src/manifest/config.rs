@@ -852,9 +852,15 @@ impl<'a> Reader<'_, 'a> {
     ) -> Result<Option<EndpointGrant>, ConfigError> {
         let line = self.doc.line(value.span().start);
         let e: RawEndpoint = self.doc.de(key, value)?;
-        let unauthenticated = e.unauthenticated.as_ref().is_some_and(|u| *u.get_ref());
-        let connection = match (e.connection, unauthenticated) {
-            (Some(c), false) => {
+        let binding = self.doc.binding(
+            key,
+            e.url.span(),
+            e.connection,
+            e.unauthenticated.as_ref(),
+            "to attach a token",
+        )?;
+        let connection = match binding {
+            Some(c) => {
                 if self.broken_connections.contains(c.get_ref()) {
                     return Ok(None);
                 }
@@ -887,21 +893,7 @@ impl<'a> Reader<'_, 'a> {
                 }
                 Some(c.into_inner())
             }
-            (None, true) => None,
-            (Some(c), true) => {
-                return Err(self.doc.error(
-                    c.span(),
-                    key,
-                    "set connection or unauthenticated = true, not both",
-                ));
-            }
-            (None, false) => {
-                return Err(self.doc.error(
-                    e.url.span(),
-                    key,
-                    "set connection = \"<name>\" to attach a token, or unauthenticated = true",
-                ));
-            }
+            None => None,
         };
         Ok(Some(EndpointGrant {
             methods: e.methods,

@@ -400,9 +400,15 @@ impl<'a> Reader<'_, 'a> {
                     .error(e.url.span(), format!("{key}.url"), format!("{err}"))
             })?),
         };
-        let unauthenticated = e.unauthenticated.as_ref().is_some_and(|u| *u.get_ref());
-        let connection = match (e.connection, unauthenticated) {
-            (Some(c), false) => {
+        let binding = self.doc.binding(
+            key,
+            e.url.span(),
+            e.connection,
+            e.unauthenticated.as_ref(),
+            "when the endpoint needs a token",
+        )?;
+        let connection = match binding {
+            Some(c) => {
                 if !connections.contains_key(c.get_ref()) {
                     let declared: Vec<&str> = connections.keys().map(String::as_str).collect();
                     return Err(self.doc.error(
@@ -422,21 +428,7 @@ impl<'a> Reader<'_, 'a> {
                 }
                 Some(c.into_inner())
             }
-            (None, true) => None,
-            (Some(c), true) => {
-                return Err(self.doc.error(
-                    c.span(),
-                    key,
-                    "set connection or unauthenticated = true, not both",
-                ));
-            }
-            (None, false) => {
-                return Err(self.doc.error(
-                    e.url.span(),
-                    key,
-                    "set connection = \"<name>\" when the endpoint needs a token, or unauthenticated = true",
-                ));
-            }
+            None => None,
         };
         Ok(DeclaredEndpoint {
             methods: e.methods,

@@ -64,6 +64,34 @@ impl<'a> Doc<'a> {
         }
     }
 
+    /// The connection an endpoint at `key` binds to: `connection =
+    /// "<name>"`, or none with `unauthenticated = true`; one of the two,
+    /// never both. `needs` says when a connection is wanted, for the
+    /// message when neither is set.
+    pub(crate) fn binding(
+        &self,
+        key: &str,
+        url: Range<usize>,
+        connection: Option<Spanned<String>>,
+        unauthenticated: Option<&Spanned<bool>>,
+        needs: &str,
+    ) -> Result<Option<Spanned<String>>, ConfigError> {
+        match (connection, unauthenticated.is_some_and(|u| *u.get_ref())) {
+            (Some(c), false) => Ok(Some(c)),
+            (None, true) => Ok(None),
+            (Some(c), true) => Err(self.error(
+                c.span(),
+                key,
+                "set connection or unauthenticated = true, not both",
+            )),
+            (None, false) => Err(self.error(
+                url,
+                key,
+                format!("set connection = \"<name>\" {needs}, or unauthenticated = true"),
+            )),
+        }
+    }
+
     /// The 1-based line of a byte offset.
     pub(crate) fn line(&self, offset: usize) -> usize {
         line_column(self.text, offset).0

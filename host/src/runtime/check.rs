@@ -168,16 +168,7 @@ pub fn check(path: &Path) -> CheckReport {
     }
 
     // Nothing runs here: a pool of one instance is enough to link.
-    let size = engine::EngineSize {
-        max_wasm_stack: (config.host.wasm_stack_kib as usize) << 10,
-        max_memory_mib: config
-            .tools
-            .values()
-            .map(|t| t.limits.memory_mib)
-            .max()
-            .unwrap_or(64),
-        max_instances: 1,
-    };
+    let size = engine::EngineSize::for_config(&config, config.host.wasm_stack_kib, 1);
     let linked = engine::new_engine(size).and_then(|engine| {
         let mut linker = Linker::new(&engine);
         state::link(&mut linker)?;

@@ -43,6 +43,27 @@ pub(super) struct EngineSize {
     pub max_instances: u32,
 }
 
+impl EngineSize {
+    /// The size for `config`'s tools: a stack of `wasm_stack_kib`, slots
+    /// for the largest memory limit, `max_instances` of them.
+    pub(super) fn for_config(
+        config: &crate::manifest::Config,
+        wasm_stack_kib: u32,
+        max_instances: u32,
+    ) -> EngineSize {
+        EngineSize {
+            max_wasm_stack: (wasm_stack_kib as usize) << 10,
+            max_memory_mib: config
+                .tools
+                .values()
+                .map(|t| t.limits.memory_mib)
+                .max()
+                .unwrap_or(64),
+            max_instances,
+        }
+    }
+}
+
 /// Builds the host's engine with a pooling allocator sized by `size`.
 pub(super) fn new_engine(size: EngineSize) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();

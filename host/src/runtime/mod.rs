@@ -389,15 +389,8 @@ impl Host {
             wasm_stack_kib,
             ..
         } = config.host;
-        let size = |wasm_stack_kib: u32| engine::EngineSize {
-            max_wasm_stack: (wasm_stack_kib as usize) << 10,
-            max_memory_mib: config
-                .tools
-                .values()
-                .map(|t| t.limits.memory_mib)
-                .max()
-                .unwrap_or(64),
-            max_instances: max_concurrent_calls,
+        let size = |wasm_stack_kib: u32| {
+            engine::EngineSize::for_config(config, wasm_stack_kib, max_concurrent_calls)
         };
         let cache_dir = config.vault.dir.join("cache");
         let egress = Arc::new(Egress::new(
